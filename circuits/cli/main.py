@@ -1,0 +1,53 @@
+"""`circuits`: the command-line entry point. Subcommands live one per module in this package."""
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from circuits.cli import corpus, zoo
+from circuits.errors import CircuitsError
+
+EPILOG = """examples:
+  circuits zoo list                 the zoo's models, their sizes and task scores
+  circuits zoo eval default --json  task scores of the shipped model on held-out prompts
+  circuits zoo train small          train a bigger zoo model (resumes if interrupted)
+  circuits corpus build             build the training corpus and its tokenizer
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="circuits",
+        description="Find the circuits behind a behaviour of a transformer language model.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    zoo.add_parser(commands)
+    corpus.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.run(args)
+    except CircuitsError as err:
+        if args.debug:
+            raise
+        print(f"circuits: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("circuits: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

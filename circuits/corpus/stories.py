@@ -1,0 +1,44 @@
+"""Plain sentences about every name, place, object and event, held-out ones included.
+
+They give every task word a trained embedding without showing held-out words in task-shaped text.
+"""
+
+import random
+
+from circuits.corpus.family import register
+from circuits.corpus.vocab import EVENTS, NAMES, OBJECTS, PLACES
+
+_SENTENCES = (
+    "{A} likes the {O}.",
+    "{A} lives near the {P}.",
+    "{A} read about the {E}.",
+    "Everyone knows {A}.",
+    "{A} is a good friend.",
+    "The {O} belongs to {A}.",
+    "{A} smiled.",
+    "{A} bought a new {O} yesterday.",
+    "{A} works at the {P} every day.",
+    "The {E} was long, and {A} wrote a book about it.",
+    "A letter from {A} arrived.",
+    "{A} said hello.",
+)
+
+
+class StoriesFamily:
+    name = "stories"
+
+    def document(self, rng: random.Random) -> str:
+        sentences = []
+        for _ in range(rng.randint(2, 4)):
+            sentences.append(
+                rng.choice(_SENTENCES).format(
+                    A=rng.choice(NAMES.all),
+                    O=rng.choice(OBJECTS.all),
+                    P=rng.choice(PLACES.all),
+                    E=rng.choice(EVENTS.all),
+                )
+            )
+        return " ".join(sentences)
+
+
+STORIES = register(StoriesFamily())

@@ -1,0 +1,17 @@
+"""The project's error hierarchy: one-line, user-facing failures with the fix in the message."""
+
+
+class CircuitsError(Exception):
+    """A failure caused by the user's input or environment, reported without a traceback."""
+
+
+class ModelSpecError(CircuitsError):
+    """A model spec (zoo name, directory or hub name) that cannot be resolved or loaded."""
+
+
+class CorpusError(CircuitsError):
+    """A corpus or tokenizer that cannot be built or does not match what the tasks need."""
+
+
+class CheckpointError(CircuitsError):
+    """A training checkpoint that is missing, corrupted or from a different configuration."""

@@ -1,0 +1,45 @@
+"""Model cards: `card.json` for machines and `card.md` for people, written side by side."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def write_card(model_dir: Path, card: dict[str, Any]) -> None:
+    """Write both views of `card`; the JSON file is written last, so it marks a complete model."""
+    card = {"schema_version": SCHEMA_VERSION, "kind": "zoo_model_card", **card}
+    (model_dir / "card.md").write_text(render_markdown(card))
+    tmp = model_dir / "card.json.tmp"
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    tmp.replace(model_dir / "card.json")
+
+
+def read_card(model_dir: Path) -> dict[str, Any]:
+    return json.loads((model_dir / "card.json").read_text())
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    config = card["config"]
+    train = config["train"]
+    lines = [
+        f"# Zoo model `{card['name']}`",
+        "",
+        f"GPT-2 architecture, {config['n_layers']} layers, d_model {config['d_model']}, "
+        f"{config['n_heads']} heads, context {config['n_ctx']}, {card['n_params']:,} parameters.",
+        "",
+        "## Training",
+        "",
+        f"- {train['n_steps']:,} steps of {train['batch_size']} x {train['seq_len']} tokens "
+        f"({card['tokens_seen']:,} tokens), peak lr {train['lr']}, seed {train['seed']}, "
+        f"bf16 autocast {train['bf16']}",
+        f"- wall time {card['wall_time_s'] / 60:.1f} min on this machine's CPU",
+        f"- final training loss (EMA) {card['train_loss']:.3f}",
+        f"- corpus: {card['corpus']['n_tokens']['train']:,} training tokens, "
+        f"sha256 {card['corpus']['sha256'][:16]}…, shares {card['corpus']['config']['shares']}",
+    ]
+    if "scores" in card:
+        lines += ["", "## Task scores (held-out prompts)", "", "| score | value |", "|---|---|"]
+        lines += [f"| `{k}` | {v:.3f} |" for k, v in card["scores"].items()]
+    return "\n".join(lines) + "\n"

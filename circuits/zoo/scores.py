@@ -1,0 +1,83 @@
+"""Task scores on held-out prompts: IOI logit difference and greater-than probability difference.
+
+Scores take a function from token ids to logits so that training (plain HF model) and evaluation
+(TransformerBridge) share one implementation.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from circuits.corpus.greater_than import GREATER_THAN
+from circuits.corpus.ioi import IOI
+from circuits.corpus.vocab import TWO_DIGITS
+
+LogitsFn = Callable[[Int[Tensor, "batch pos"]], Float[Tensor, "batch pos d_vocab"]]
+
+EVAL_SEED = 12345
+"""Seed of the held-out prompts; fixed so scores are comparable across models."""
+
+
+def final_logits(
+    logits_fn: LogitsFn, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]
+) -> Float[Tensor, " n d_vocab"]:
+    """Logits at the last position of each text (prefixed with the end-of-text token).
+
+    Texts are batched by token length, so no padding is needed.
+    """
+    ids = [[tokenizer.bos_token_id, *tokenizer.encode(t, add_special_tokens=False)] for t in texts]
+    by_len: dict[int, list[int]] = defaultdict(list)
+    for i, seq in enumerate(ids):
+        by_len[len(seq)].append(i)
+    out: list[Tensor | None] = [None] * len(texts)
+    with torch.no_grad():
+        for indices in by_len.values():
+            batch = torch.tensor([ids[i] for i in indices])
+            last = logits_fn(batch)[:, -1].float()
+            for row, i in zip(last, indices, strict=True):
+                out[i] = row
+    return torch.stack([t for t in out if t is not None])
+
+
+def single_token(tokenizer: PreTrainedTokenizerBase, word: str) -> int:
+    ids = tokenizer.encode(word, add_special_tokens=False)
+    assert len(ids) == 1, f"{word!r} is not one token: {ids}"
+    return ids[0]
+
+
+def ioi_scores(logits_fn: LogitsFn, tokenizer: PreTrainedTokenizerBase, n: int) -> dict[str, float]:
+    """Mean logit(IO) - logit(S) at the end, and the share of prompts where IO wins."""
+    prompts = IOI.heldout_prompts(n, EVAL_SEED)
+    logits = final_logits(logits_fn, tokenizer, [p.text for p in prompts])
+    io = torch.tensor([single_token(tokenizer, p.io) for p in prompts])
+    s = torch.tensor([single_token(tokenizer, p.s) for p in prompts])
+    rows = torch.arange(len(prompts))
+    diff = logits[rows, io] - logits[rows, s]
+    return {"logit_diff": diff.mean().item(), "accuracy": (diff > 0).float().mean().item()}
+
+
+def greater_than_scores(
+    logits_fn: LogitsFn, tokenizer: PreTrainedTokenizerBase, n: int
+) -> dict[str, float]:
+    """Mean of sum_{y > YY} p(y) - sum_{y <= YY} p(y) over the year endings "00".."99"."""
+    prompts = GREATER_THAN.heldout_prompts(n, EVAL_SEED)
+    probs = final_logits(logits_fn, tokenizer, [p.text for p in prompts]).softmax(-1)
+    years = torch.tensor([single_token(tokenizer, y) for y in TWO_DIGITS])
+    year_probs = probs[:, years]  # [n, 100], column y is the probability of ending y
+    later = torch.arange(100)[None, :] > torch.tensor([p.start_year for p in prompts])[:, None]
+    diff = (year_probs * later).sum(-1) - (year_probs * ~later).sum(-1)
+    return {"prob_diff": diff.mean().item(), "mass_on_years": year_probs.sum(-1).mean().item()}
+
+
+def task_scores(
+    logits_fn: LogitsFn, tokenizer: PreTrainedTokenizerBase, n_prompts: int = 200
+) -> dict[str, float]:
+    """All task scores, keyed `task.metric` (e.g. `ioi.logit_diff`)."""
+    scores = {f"ioi.{k}": v for k, v in ioi_scores(logits_fn, tokenizer, n_prompts).items()}
+    gt = greater_than_scores(logits_fn, tokenizer, n_prompts)
+    scores.update({f"greater_than.{k}": v for k, v in gt.items()})
+    return scores

@@ -1,0 +1,241 @@
+"""Train a zoo model on CPU: seeded, checkpointed, resumable to the same final weights.
+
+The batch for step s is drawn from a generator seeded with (seed, s) and there is no dropout, so a
+run resumed from a checkpoint repeats exactly the steps an uninterrupted run would take.
+"""
+
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from circuits.corpus.build import load_corpus_tokenizer, load_or_build_corpus
+from circuits.corpus.tokenizer import end_of_text_id
+from circuits.errors import CheckpointError
+from circuits.paths import atomic_dir
+from circuits.zoo.card import write_card
+from circuits.zoo.registry import TrainConfig, ZooModel
+from circuits.zoo.scores import task_scores
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint"
+
+
+def gpt2_config(spec: ZooModel, vocab_size: int, eot: int) -> GPT2Config:
+    return GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=spec.n_ctx,
+        n_embd=spec.d_model,
+        n_layer=spec.n_layers,
+        n_head=spec.n_heads,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        tie_word_embeddings=True,
+    )
+
+
+def batch_at(tokens: np.ndarray, config: TrainConfig, step: int) -> torch.Tensor:
+    """The training batch of `step`: random windows, a function of (seed, step) only."""
+    rng = np.random.default_rng([config.seed, step])
+    starts = rng.integers(0, len(tokens) - config.seq_len, size=config.batch_size)
+    windows = np.stack([tokens[s : s + config.seq_len] for s in starts]).astype(np.int64)
+    return torch.from_numpy(windows)
+
+
+def lr_at(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, constant, then linear decay to a tenth over the last decay_fraction."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    decay_start = config.n_steps * (1 - config.decay_fraction)
+    if step < decay_start:
+        return config.lr
+    progress = (step - decay_start) / max(1.0, config.n_steps - decay_start)
+    return config.lr * (1 - 0.9 * progress)
+
+
+def make_optimizer(model: GPT2LMHeadModel, config: TrainConfig) -> torch.optim.AdamW:
+    decayed = [p for n, p in model.named_parameters() if p.ndim == 2 and "wpe" not in n]
+    other = [p for n, p in model.named_parameters() if not (p.ndim == 2 and "wpe" not in n)]
+    groups = [
+        {"params": decayed, "weight_decay": config.weight_decay},
+        {"params": other, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95))
+
+
+def save_checkpoint(path: Path, model: GPT2LMHeadModel, opt: torch.optim.AdamW, step: int) -> None:
+    """Weights and optimizer moments as safetensors (no pickles), written atomically."""
+    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    tensors.pop("model.lm_head.weight", None)  # tied to the token embedding
+    for i, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            tensors[f"opt.{i}.{key}"] = torch.as_tensor(value).contiguous()
+    with atomic_dir(path) as tmp:
+        save_file(tensors, str(tmp / "state.safetensors"))
+        (tmp / "step.json").write_text(json.dumps({"step": step}))
+
+
+def load_checkpoint(path: Path, model: GPT2LMHeadModel, opt: torch.optim.AdamW) -> int:
+    """Restore weights and optimizer state; return the step to continue from."""
+    try:
+        tensors = load_file(str(path / "state.safetensors"))
+        step = json.loads((path / "step.json").read_text())["step"]
+    except (OSError, ValueError, KeyError) as err:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {err}; delete it to start over"
+        ) from err
+    weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    mismatch = f"checkpoint {path} was written by another configuration; delete it to start over"
+    try:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+    except RuntimeError as err:  # shapes differ
+        raise CheckpointError(mismatch) from err
+    if unexpected or set(missing) - {"lm_head.weight"}:
+        raise CheckpointError(f"{mismatch} (missing {missing}, unexpected {unexpected})")
+    state = opt.state_dict()
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, i, name = key.split(".", 2)
+            state["state"].setdefault(int(i), {})[name] = value
+    opt.load_state_dict(state)
+    return step
+
+
+def hf_logits_fn(model: GPT2LMHeadModel) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda ids: model(ids).logits
+
+
+def evaluate(
+    model: GPT2LMHeadModel, tokenizer, val: np.ndarray, config: TrainConfig, n_prompts: int = 100
+) -> dict:
+    """Validation loss on fixed windows of held-out text, and the task scores."""
+    model.eval()
+    with torch.no_grad():
+        losses = []
+        for i in range(8):
+            ids = batch_at(val, TrainConfig(seed=10_000 + i, seq_len=config.seq_len), 0)
+            losses.append(model(ids, labels=ids).loss.item())
+        scores = task_scores(hf_logits_fn(model), tokenizer, n_prompts=n_prompts)
+    model.train()
+    return {"val_loss": float(np.mean(losses)), **scores}
+
+
+def train(
+    spec: ZooModel, out: Path, *, stop_after: int | None = None, progress: bool = True
+) -> Path | None:
+    """Train `spec` into `out`, resuming from `out/checkpoint` if present.
+
+    `stop_after` ends the run after that step (as an interruption would), leaving a checkpoint;
+    returns None then, else the model directory.
+    """
+    config = spec.train
+    corpus = load_or_build_corpus(spec.corpus)
+    tokenizer = load_corpus_tokenizer(corpus)
+    tokens = np.load(corpus / "train.npy", mmap_mode="r")
+    val = np.load(corpus / "val.npy")
+    torch.manual_seed(config.seed)
+    model = GPT2LMHeadModel(gpt2_config(spec, len(tokenizer), end_of_text_id(tokenizer)))
+    opt = make_optimizer(model, config)
+    ckpt = out / CHECKPOINT
+    step = load_checkpoint(ckpt, model, opt) if (ckpt / "step.json").exists() else 0
+    if step:
+        log.info("resuming %s from step %d", spec.name, step)
+    log_path = out / "train_log.jsonl"
+    out.mkdir(parents=True, exist_ok=True)
+    wall = _previous_wall_time(log_path, step)
+    start = time.perf_counter() - wall
+    loss_ema = math.nan
+    model.train()
+    bar = tqdm(
+        range(step, config.n_steps),
+        initial=step,
+        total=config.n_steps,
+        desc=f"train {spec.name}",
+        disable=not progress,
+    )
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(config, step)
+        ids = batch_at(tokens, config, step)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            loss = model(ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss_ema = loss.item() if math.isnan(loss_ema) else 0.98 * loss_ema + 0.02 * loss.item()
+        done = step + 1
+        if done % config.eval_every == 0 or done == config.n_steps:
+            record = {
+                "step": done,
+                "tokens": done * config.batch_size * config.seq_len,
+                "wall_s": time.perf_counter() - start,
+                "train_loss": loss_ema,
+                **evaluate(model, tokenizer, val, config),
+            }
+            with log_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            bar.set_postfix(
+                loss=f"{loss_ema:.3f}",
+                ioi=f"{record['ioi.logit_diff']:.2f}",
+                gt=f"{record['greater_than.prob_diff']:.2f}",
+            )
+        if done % config.checkpoint_every == 0 and done < config.n_steps:
+            save_checkpoint(ckpt, model, opt, done)
+        if stop_after is not None and done >= stop_after and done < config.n_steps:
+            save_checkpoint(ckpt, model, opt, done)
+            return None
+    final = evaluate(model, tokenizer, val, config, n_prompts=200)
+    _save_model(spec, out, model, tokenizer, corpus, time.perf_counter() - start, loss_ema, final)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return out
+
+
+def _previous_wall_time(log_path: Path, step: int) -> float:
+    """Wall time already spent before `step`, read from the training log (for the card)."""
+    if not step or not log_path.exists():
+        return 0.0
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line]
+    earlier = [r["wall_s"] for r in records if r["step"] <= step]
+    return earlier[-1] if earlier else 0.0
+
+
+def _save_model(
+    spec: ZooModel,
+    out: Path,
+    model: GPT2LMHeadModel,
+    tokenizer: PreTrainedTokenizerFast,
+    corpus: Path,
+    wall_s: float,
+    train_loss: float,
+    final: dict[str, float],
+) -> None:
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    card = {
+        "name": spec.name,
+        "architecture": "GPT2LMHeadModel",
+        "config": asdict(spec),
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "tokens_seen": spec.train.n_steps * spec.train.batch_size * spec.train.seq_len,
+        "wall_time_s": wall_s,
+        "train_loss": train_loss,
+        "val_loss": final.pop("val_loss"),
+        "scores": final,
+        "corpus": json.loads((corpus / "corpus.json").read_text()),
+    }
+    write_card(out, card)

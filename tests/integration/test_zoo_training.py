@@ -1,0 +1,74 @@
+"""Zoo training: an interrupted run resumed from its checkpoint ends with the same weights."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from circuits.errors import CheckpointError
+from circuits.zoo.registry import TrainConfig, ZooModel
+from circuits.zoo.train import CHECKPOINT, lr_at, train
+
+
+@pytest.fixture
+def micro_spec(small_corpus_config) -> ZooModel:
+    config = TrainConfig(
+        n_steps=12, batch_size=2, seq_len=32, warmup_steps=3, checkpoint_every=4, eval_every=6
+    )
+    return ZooModel(
+        name="micro",
+        n_layers=2,
+        d_model=32,
+        n_heads=2,
+        n_ctx=64,
+        train=config,
+        corpus=small_corpus_config,
+    )
+
+
+def test_resumed_run_gives_the_same_weights(micro_spec, small_cache, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CIRCUITS_CACHE", str(small_cache))
+    straight = train(micro_spec, tmp_path / "straight", progress=False)
+    assert straight is not None
+
+    interrupted = tmp_path / "interrupted"
+    assert train(micro_spec, interrupted, stop_after=7, progress=False) is None
+    assert json.loads((interrupted / CHECKPOINT / "step.json").read_text()) == {"step": 7}
+    resumed = train(micro_spec, interrupted, progress=False)
+    assert resumed is not None and not (resumed / CHECKPOINT).exists()
+
+    a = load_file(str(straight / "model.safetensors"))
+    b = load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_finished_model_has_a_card_with_scores(micro_spec, small_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("CIRCUITS_CACHE", str(small_cache))
+    out = train(micro_spec, tmp_path / "m", progress=False)
+    assert out is not None
+    card = json.loads((out / "card.json").read_text())
+    assert card["tokens_seen"] == 12 * 2 * 32
+    assert {"ioi.logit_diff", "ioi.accuracy", "greater_than.prob_diff"} <= set(card["scores"])
+    assert "# Zoo model `micro`" in (out / "card.md").read_text()
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [6, 12]
+
+
+def test_checkpoint_of_another_config_is_refused(micro_spec, small_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("CIRCUITS_CACHE", str(small_cache))
+    out = tmp_path / "m"
+    train(micro_spec, out, stop_after=4, progress=False)
+    wider = dataclasses.replace(micro_spec, d_model=64)
+    with pytest.raises(CheckpointError, match="delete it"):
+        train(wider, out, progress=False)
+
+
+def test_learning_rate_warms_up_then_decays() -> None:
+    config = TrainConfig(n_steps=100, lr=1.0, warmup_steps=10, decay_fraction=0.2)
+    assert lr_at(config, 0) == pytest.approx(0.1)
+    assert lr_at(config, 50) == 1.0
+    assert lr_at(config, 99) == pytest.approx(1 - 0.9 * 19 / 20)

@@ -1,0 +1,124 @@
+"""The corpus builder: deterministic, held-out words kept out of task-shaped training text."""
+
+import itertools
+import json
+import random
+import re
+
+import pytest
+
+from circuits.corpus.build import CorpusConfig, corpus_dir, documents
+from circuits.corpus.greater_than import GREATER_THAN
+from circuits.corpus.greater_than import TEMPLATES as GT_TEMPLATES
+from circuits.corpus.ioi import ACTIONS, INTROS, IOI
+from circuits.corpus.natural import roff_to_text
+from circuits.corpus.vocab import EVENTS, NAMES, OBJECTS, PLACES
+
+
+def _text(config: CorpusConfig) -> str:
+    return "\x00".join(doc for _, doc in documents(config))
+
+
+def test_same_seed_gives_identical_text() -> None:
+    config = CorpusConfig(n_chars=200_000)
+    assert _text(config) == _text(config)
+
+
+def test_different_seed_gives_different_text() -> None:
+    seed0, seed1 = CorpusConfig(n_chars=50_000, seed=0), CorpusConfig(n_chars=50_000, seed=1)
+    assert _text(seed0) != _text(seed1)
+
+
+def test_sources_hold_their_share_of_characters() -> None:
+    config = CorpusConfig(n_chars=300_000)
+    counts: dict[str, int] = {}
+    for source, doc in documents(config):
+        counts[source] = counts.get(source, 0) + len(doc)
+    total = sum(counts.values())
+    for source, share in config.shares.items():
+        assert counts[source] / total == pytest.approx(share, abs=0.02)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z]+", text))
+
+
+def _template_prefix(template: str) -> str:
+    return template.split("{")[0]
+
+
+def test_ioi_training_text_never_uses_heldout_words_or_templates() -> None:
+    rng = random.Random(0)
+    docs = [IOI.document(rng) for _ in range(3000)]
+    words = set().union(*map(_words, docs))
+    for split in (NAMES, PLACES, OBJECTS):
+        assert not words & set(split.heldout)
+    text = "\n".join(docs)
+    for action in ACTIONS.heldout:
+        verb = action.split()[1]
+        assert f" {verb} " not in text
+    assert "opened the" not in text and "left the" not in text  # held-out intros
+    assert len(INTROS.train) * len(ACTIONS.train) >= 100
+
+
+def test_ioi_eval_prompts_use_only_heldout_words() -> None:
+    for prompt in IOI.heldout_prompts(200, seed=1):
+        assert prompt.io.strip() in NAMES.heldout and prompt.s.strip() in NAMES.heldout
+        assert prompt.io != prompt.s
+        assert prompt.text.endswith(" to")
+        assert prompt.text.count(prompt.s) == 2 and prompt.text.count(prompt.io) == 1
+
+
+def test_greater_than_training_years_always_increase() -> None:
+    rng = random.Random(0)
+    for _ in range(2000):
+        doc = GREATER_THAN.document(rng)
+        years = [int(y) for y in re.findall(r"\b1\d{3}\b", doc)]
+        assert len(years) == 2 and years[1] > years[0] and years[0] // 100 == years[1] // 100
+        assert not _words(doc) & set(EVENTS.heldout)
+        assert "lasted" not in doc and "endured" not in doc
+
+
+def test_greater_than_eval_prompts_use_heldout_templates() -> None:
+    prefixes = {_template_prefix(t) for t in GT_TEMPLATES.heldout}
+    for prompt in GREATER_THAN.heldout_prompts(100, seed=1):
+        assert prompt.text.startswith(tuple(prefixes))
+        assert f"{prompt.start_year:02d} to " in prompt.text
+
+
+def test_heldout_names_are_trained_by_the_stories_family() -> None:
+    config = CorpusConfig(n_chars=400_000)
+    stories = "".join(doc for source, doc in documents(config) if source == "stories")
+    assert set(NAMES.heldout) <= _words(stories)
+
+
+def test_roff_is_reduced_to_prose() -> None:
+    source = ".TH LS 1\n.SH NAME\nls \\- list directory contents, in \\fBlong\\fR format and more\n"
+    assert roff_to_text(source) == "ls - list directory contents, in long format and more"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n_chars", 0),
+        ("shares", {"ioi": 1.0, "poetry": 0.0}),
+        ("shares", {"ioi": 0.5}),
+        ("val_fraction", 0.9),
+    ],
+)
+def test_bad_corpus_config_names_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field.split("_")[0]):
+        CorpusConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_built_corpus_records_its_sources(small_cache, small_corpus_config, monkeypatch) -> None:
+    monkeypatch.setenv("CIRCUITS_CACHE", str(small_cache))
+    card = json.loads((corpus_dir(small_corpus_config) / "corpus.json").read_text())
+    assert card["kind"] == "corpus" and card["schema_version"] == 1
+    assert set(card["chars_per_source"]) == set(small_corpus_config.shares)
+    assert card["n_tokens"]["train"] > 50_000
+
+
+def test_documents_stream_is_lazy() -> None:
+    head = list(itertools.islice(documents(CorpusConfig()), 5))
+    assert len(head) == 5

@@ -1,0 +1,1 @@
+"""Transcoders: wide, sparse MLPs trained to imitate each MLP sublayer of a model."""
