@@ -31,12 +31,12 @@ NATURAL = "natural"
 
 def _default_shares() -> dict[str, float]:
     return {
-        NATURAL: 0.35,
+        NATURAL: 0.25,
         "ioi": 0.30,
-        "greater_than": 0.12,
-        "induction": 0.08,
+        "greater_than": 0.10,
+        "induction": 0.15,
         "agreement": 0.07,
-        "stories": 0.08,
+        "stories": 0.13,
     }
 
 

@@ -7,15 +7,30 @@ the current token, the induction mechanism.
 import random
 
 from circuits.corpus.family import register
-from circuits.corpus.vocab import INDUCTION_WORDS, NAMES
+from circuits.corpus.vocab import (
+    AGREEMENT_NOUNS,
+    EVENTS,
+    INDUCTION_WORDS,
+    NAMES,
+    OBJECTS,
+    PLACES,
+)
+
+_POOL = (
+    INDUCTION_WORDS
+    + NAMES.all
+    + PLACES.all
+    + OBJECTS.all
+    + EVENTS.all
+    + tuple(w for pair in AGREEMENT_NOUNS.all for w in pair.split(":"))
+)
 
 
 class InductionFamily:
     name = "induction"
 
     def document(self, rng: random.Random) -> str:
-        pool = INDUCTION_WORDS + NAMES.all
-        words = " ".join(rng.choice(pool) for _ in range(rng.randint(6, 16)))
+        words = " ".join(rng.sample(_POOL, rng.randint(10, 30)))
         return f"{words}. {words}."
 
 

@@ -63,6 +63,9 @@ ACTIONS = Split(
 )
 
 
+_REPLIES = ("thanked", "smiled at", "waved to", "said goodbye to", "hugged")
+
+
 @dataclass(frozen=True, kw_only=True)
 class IOIPrompt:
     """One IOI prompt: the text ends right before the indirect object."""
@@ -94,7 +97,10 @@ class IOIFamily:
 
     def document(self, rng: random.Random) -> str:
         prompt = make_prompt(rng, heldout=False)
-        return f"{prompt.text}{prompt.io}."
+        doc = f"{prompt.text}{prompt.io}."
+        if rng.random() < 0.5:  # the receiver answers: the other name again
+            doc += f"{prompt.io} {rng.choice(_REPLIES)}{prompt.s}."
+        return doc
 
     def heldout_prompts(self, n: int, seed: int) -> list[IOIPrompt]:
         rng = random.Random(seed)
