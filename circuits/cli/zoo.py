@@ -87,16 +87,18 @@ def run_list(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     import shutil
 
-    from circuits.zoo.train import CHECKPOINT, train
+    from circuits.paths import cache_dir
+    from circuits.zoo.train import CHECKPOINT, LOG, train
 
     spec = zoo_model(args.name)
     if args.steps is not None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, n_steps=args.steps))
     out = zoo_path(spec.name)
+    work = cache_dir() / "zoo-training" / spec.name  # outlives the work tree, for resuming
     if args.fresh:
-        shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
-        (out / "train_log.jsonl").unlink(missing_ok=True)
-    train(spec, out)
+        shutil.rmtree(work / CHECKPOINT, ignore_errors=True)
+        (work / LOG).unlink(missing_ok=True)
+    train(spec, out, work=work)
     card = read_card(out)
     print(f"trained {spec.name} in {card['wall_time_s'] / 60:.1f} min -> {out}")
     print(json.dumps(card["scores"], indent=2))

@@ -30,6 +30,7 @@ from circuits.zoo.scores import task_scores
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint"
+LOG = "train_log.jsonl"
 
 
 def gpt2_config(spec: ZooModel, vocab_size: int, eot: int) -> GPT2Config:
@@ -48,12 +49,39 @@ def gpt2_config(spec: ZooModel, vocab_size: int, eot: int) -> GPT2Config:
     )
 
 
-def batch_at(tokens: np.ndarray, config: TrainConfig, step: int) -> torch.Tensor:
-    """The training batch of `step`: random windows, a function of (seed, step) only."""
+def document_starts(tokens: np.ndarray, eot: int, seq_len: int) -> np.ndarray:
+    """Positions right after each end-of-text token from which a whole window fits."""
+    starts = np.flatnonzero(np.asarray(tokens) == eot) + 1
+    return starts[starts + seq_len <= len(tokens)]
+
+
+def batch_at(
+    tokens: np.ndarray, starts: np.ndarray, config: TrainConfig, step: int
+) -> torch.Tensor:
+    """The training batch of `step`: windows opening at document starts, a function of
+    (seed, step) only. Aligned windows put each task prompt at the positions it has at
+    evaluation time, which speeds up learning the tasks."""
     rng = np.random.default_rng([config.seed, step])
-    starts = rng.integers(0, len(tokens) - config.seq_len, size=config.batch_size)
-    windows = np.stack([tokens[s : s + config.seq_len] for s in starts]).astype(np.int64)
-    return torch.from_numpy(windows)
+    chosen = starts[rng.integers(0, len(starts), size=config.batch_size)]
+    windows = np.stack([tokens[s - 1 : s - 1 + config.seq_len] for s in chosen]).astype(np.int64)
+    return torch.from_numpy(windows)  # each row opens with the end-of-text token
+
+
+def init_position_embeddings(model: GPT2LMHeadModel) -> None:
+    """Start the learnt position embeddings from sinusoids at the scale of token embeddings.
+
+    The architecture is unchanged; with random starts, heads that attend to the previous token
+    (the first step of induction and IOI) form thousands of steps later on this corpus.
+    """
+    wpe = model.transformer.wpe.weight
+    n_pos, d_model = wpe.shape
+    pos = torch.arange(n_pos, dtype=torch.float64)[:, None]
+    freq = 10_000 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+    table = torch.zeros(n_pos, d_model, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)
+    with torch.no_grad():
+        wpe.copy_(table * model.config.initializer_range * 2**0.5)
 
 
 def lr_at(config: TrainConfig, step: int) -> float:
@@ -122,12 +150,13 @@ def hf_logits_fn(model: GPT2LMHeadModel) -> Callable[[torch.Tensor], torch.Tenso
 def evaluate(
     model: GPT2LMHeadModel, tokenizer, val: np.ndarray, config: TrainConfig, n_prompts: int = 100
 ) -> dict:
+    val_starts = document_starts(val, end_of_text_id(tokenizer), config.seq_len)
     """Validation loss on fixed windows of held-out text, and the task scores."""
     model.eval()
     with torch.no_grad():
         losses = []
         for i in range(8):
-            ids = batch_at(val, TrainConfig(seed=10_000 + i, seq_len=config.seq_len), 0)
+            ids = batch_at(val, val_starts, TrainConfig(seed=10_000 + i, seq_len=config.seq_len), 0)
             losses.append(model(ids, labels=ids).loss.item())
         scores = task_scores(hf_logits_fn(model), tokenizer, n_prompts=n_prompts)
     model.train()
@@ -135,27 +164,36 @@ def evaluate(
 
 
 def train(
-    spec: ZooModel, out: Path, *, stop_after: int | None = None, progress: bool = True
+    spec: ZooModel,
+    out: Path,
+    *,
+    work: Path | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
 ) -> Path | None:
-    """Train `spec` into `out`, resuming from `out/checkpoint` if present.
+    """Train `spec` into `out`, resuming from the checkpoint in `work` if there is one.
 
-    `stop_after` ends the run after that step (as an interruption would), leaving a checkpoint;
-    returns None then, else the model directory.
+    `work` (default: `out`) holds the checkpoint and the training log while training runs; the
+    log is copied into `out` at the end. `stop_after` ends the run after that step (as an
+    interruption would), leaving a checkpoint; returns None then, else the model directory.
     """
+    work = work or out
     config = spec.train
     corpus = load_or_build_corpus(spec.corpus)
     tokenizer = load_corpus_tokenizer(corpus)
     tokens = np.load(corpus / "train.npy", mmap_mode="r")
     val = np.load(corpus / "val.npy")
+    starts = document_starts(tokens, end_of_text_id(tokenizer), config.seq_len)
     torch.manual_seed(config.seed)
     model = GPT2LMHeadModel(gpt2_config(spec, len(tokenizer), end_of_text_id(tokenizer)))
+    init_position_embeddings(model)
     opt = make_optimizer(model, config)
-    ckpt = out / CHECKPOINT
+    ckpt = work / CHECKPOINT
     step = load_checkpoint(ckpt, model, opt) if (ckpt / "step.json").exists() else 0
     if step:
         log.info("resuming %s from step %d", spec.name, step)
-    log_path = out / "train_log.jsonl"
-    out.mkdir(parents=True, exist_ok=True)
+    log_path = work / LOG
+    work.mkdir(parents=True, exist_ok=True)
     wall = _previous_wall_time(log_path, step)
     start = time.perf_counter() - wall
     loss_ema = math.nan
@@ -170,7 +208,7 @@ def train(
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(config, step)
-        ids = batch_at(tokens, config, step)
+        ids = batch_at(tokens, starts, config, step)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
             loss = model(ids, labels=ids).loss
         loss.backward()
@@ -201,6 +239,9 @@ def train(
             return None
     final = evaluate(model, tokenizer, val, config, n_prompts=200)
     _save_model(spec, out, model, tokenizer, corpus, time.perf_counter() - start, loss_ema, final)
+    if work != out:
+        shutil.copyfile(log_path, out / LOG)
+        log_path.unlink()
     shutil.rmtree(ckpt, ignore_errors=True)
     return out
 
@@ -224,6 +265,7 @@ def _save_model(
     train_loss: float,
     final: dict[str, float],
 ) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     card = {

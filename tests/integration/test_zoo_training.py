@@ -48,8 +48,9 @@ def test_resumed_run_gives_the_same_weights(micro_spec, small_cache, tmp_path, m
 
 def test_finished_model_has_a_card_with_scores(micro_spec, small_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("CIRCUITS_CACHE", str(small_cache))
-    out = train(micro_spec, tmp_path / "m", progress=False)
+    out = train(micro_spec, tmp_path / "m", work=tmp_path / "work", progress=False)
     assert out is not None
+    assert not (tmp_path / "work" / CHECKPOINT).exists()
     card = json.loads((out / "card.json").read_text())
     assert card["tokens_seen"] == 12 * 2 * 32
     assert {"ioi.logit_diff", "ioi.accuracy", "greater_than.prob_diff"} <= set(card["scores"])
