@@ -21,7 +21,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from circuits.corpus.build import load_corpus_tokenizer, load_or_build_corpus
 from circuits.corpus.tokenizer import end_of_text_id
-from circuits.errors import CheckpointError
+from circuits.errors import CheckpointError, CorpusError
 from circuits.paths import atomic_dir
 from circuits.zoo.card import write_card
 from circuits.zoo.registry import TrainConfig, ZooModel
@@ -50,9 +50,16 @@ def gpt2_config(spec: ZooModel, vocab_size: int, eot: int) -> GPT2Config:
 
 
 def document_starts(tokens: np.ndarray, eot: int, seq_len: int) -> np.ndarray:
-    """Positions right after each end-of-text token from which a whole window fits."""
-    starts = np.flatnonzero(np.asarray(tokens) == eot) + 1
-    return starts[starts + seq_len <= len(tokens)]
+    """Positions right after each end-of-text token from which a whole window fits.
+
+    Position 1 always counts (a window from 0), so a short array holding one long document
+    still has a start.
+    """
+    starts = np.concatenate([[1], np.flatnonzero(np.asarray(tokens) == eot) + 1])
+    starts = starts[starts - 1 + seq_len <= len(tokens)]
+    if len(starts) == 0:
+        raise CorpusError(f"{len(tokens)} tokens cannot fill one window of {seq_len}")
+    return starts
 
 
 def batch_at(
