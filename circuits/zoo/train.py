@@ -190,9 +190,10 @@ def train(
     tokenizer = load_corpus_tokenizer(corpus)
     tokens = np.load(corpus / "train.npy", mmap_mode="r")
     val = np.load(corpus / "val.npy")
-    starts = document_starts(tokens, end_of_text_id(tokenizer), config.seq_len)
+    eot = end_of_text_id(tokenizer)
+    starts = document_starts(tokens, eot, config.seq_len)
     torch.manual_seed(config.seed)
-    model = GPT2LMHeadModel(gpt2_config(spec, len(tokenizer), end_of_text_id(tokenizer)))
+    model = GPT2LMHeadModel(gpt2_config(spec, len(tokenizer), eot))
     init_position_embeddings(model)
     opt = make_optimizer(model, config)
     ckpt = work / CHECKPOINT
@@ -213,16 +214,8 @@ def train(
         disable=not progress,
     )
     for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(config, step)
-        ids = batch_at(tokens, starts, config, step)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-            loss = model(ids, labels=ids).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        loss_ema = loss.item() if math.isnan(loss_ema) else 0.98 * loss_ema + 0.02 * loss.item()
+        loss = _optimizer_step(model, opt, batch_at(tokens, starts, config, step), config, step)
+        loss_ema = loss if math.isnan(loss_ema) else 0.98 * loss_ema + 0.02 * loss
         done = step + 1
         if done % config.eval_every == 0 or done == config.n_steps:
             record = {
@@ -251,6 +244,25 @@ def train(
         log_path.unlink()
     shutil.rmtree(ckpt, ignore_errors=True)
     return out
+
+
+def _optimizer_step(
+    model: GPT2LMHeadModel,
+    opt: torch.optim.AdamW,
+    ids: torch.Tensor,
+    config: TrainConfig,
+    step: int,
+) -> float:
+    """One AdamW step at the scheduled learning rate, gradients clipped to norm 1; the loss."""
+    for group in opt.param_groups:
+        group["lr"] = lr_at(config, step)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+        loss = model(ids, labels=ids).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.item()
 
 
 def _previous_wall_time(log_path: Path, step: int) -> float:
