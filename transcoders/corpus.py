@@ -1,0 +1,52 @@
+"""The token arrays a model's transcoders are trained and evaluated on.
+
+Zoo models use the corpus they were trained on; any other model uses the default corpus if its
+tokenizer is the corpus tokenizer (same vocabulary), and is refused otherwise.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from circuits.corpus.build import CorpusConfig, load_corpus_tokenizer, load_or_build_corpus
+from circuits.corpus.tokenizer import END_OF_TEXT
+from circuits.models import ZOO_PREFIX
+from transcoders.errors import TranscoderError
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorpusTokens:
+    """Training and held-out tokens, and the id that separates documents."""
+
+    train: np.ndarray
+    """Training split, memory-mapped (uint16)."""
+    val: np.ndarray
+    """Held-out split (uint16)."""
+    eot: int
+    """End-of-text id: opens every window and separates documents."""
+
+
+def corpus_config_for(spec: str) -> CorpusConfig:
+    """The corpus of the zoo model `spec`, else the default corpus."""
+    if spec.startswith(ZOO_PREFIX):
+        from circuits.zoo.registry import zoo_model
+
+        return zoo_model(spec.removeprefix(ZOO_PREFIX)).corpus
+    return CorpusConfig()
+
+
+def load_corpus_tokens(spec: str, bridge: Any) -> CorpusTokens:
+    """The corpus for `spec` (built if missing), checked to share the model's tokenizer."""
+    path = load_or_build_corpus(corpus_config_for(spec))
+    tokenizer = load_corpus_tokenizer(path)
+    if tokenizer.get_vocab() != bridge.tokenizer.get_vocab():
+        raise TranscoderError(
+            f"the tokenizer of {spec} is not the corpus tokenizer ({path / 'tokenizer.json'}); "
+            "transcoders can only be trained here for models of this project's corpus"
+        )
+    eot = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
+    assert isinstance(eot, int)
+    return CorpusTokens(
+        train=np.load(path / "train.npy", mmap_mode="r"), val=np.load(path / "val.npy"), eot=eot
+    )
