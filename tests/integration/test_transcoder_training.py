@@ -1,0 +1,171 @@
+"""Training transcoder sets: the loss falls, an interrupted run resumes to identical weights."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from circuits.errors import CheckpointError
+from tests.unit import test_transcoder_fixtures as fixtures
+from tests.unit.test_transcoder_fixtures import tiny_harvest, tiny_transcoder
+from transcoders.config import TrainConfig
+from transcoders.evaluate import reconstruction_on_tokens
+from transcoders.harvest import activation_batches
+from transcoders.train import (
+    CHECKPOINT,
+    fit_to_batch,
+    init_state,
+    lr_at,
+    train_step,
+    train_transcoders,
+)
+from transcoders.transcoder_set import CONFIG, WEIGHTS, load_transcoder_set
+
+tiny_model_dir, tiny_bridge = fixtures.tiny_model_dir, fixtures.tiny_bridge
+small_tokens, single_thread = fixtures.small_tokens, fixtures.single_thread
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def micro_config(**overrides) -> TrainConfig:
+    """12 steps of 128 rows; the 1024-row buffer holds 8 steps, so chunks turn over mid-run."""
+    values = {
+        "n_tokens": 12 * 128,
+        "batch_size": 128,
+        "lr": 3e-3,
+        "warmup_steps": 2,
+        "checkpoint_every": 5,
+        "dead_after_tokens": 256,
+        "harvest": tiny_harvest(),
+        **overrides,
+    }
+    return TrainConfig(**values)
+
+
+@pytest.mark.parametrize("kind", ["topk", "batchtopk", "relu", "jumprelu"])
+def test_training_lowers_the_reconstruction_error(kind, tiny_bridge, small_tokens) -> None:
+    config = micro_config(n_tokens=40 * 128)
+    state = init_state(tiny_bridge, tiny_transcoder(kind), model="tiny", seed=0)
+    batches = activation_batches(
+        tiny_bridge, small_tokens.train, config.harvest, batch_size=128, eot=small_tokens.eot
+    )
+    first = next(batches)
+    fit_to_batch(state, first)
+    fvu = [s["fvu"] for s in train_step(state, first, config)]
+    for _ in range(config.n_steps - 1):
+        last = train_step(state, next(batches), config)
+    assert all(s["fvu"] < 0.7 * f for s, f in zip(last, fvu, strict=True)), (fvu, last)
+
+
+def test_resumed_run_gives_identical_weights(tiny_bridge, small_tokens, tmp_path) -> None:
+    config = micro_config()
+    transcoder = tiny_transcoder("batchtopk")
+    common = {"model": "tiny", "eot": small_tokens.eot, "progress": False}
+
+    straight = train_transcoders(
+        tiny_bridge,
+        small_tokens.train,
+        transcoder,
+        config,
+        out=tmp_path / "straight",
+        work=tmp_path / "w1",
+        **common,
+    )
+    assert straight is not None
+
+    out, work = tmp_path / "resumed", tmp_path / "w2"
+    stopped = train_transcoders(
+        tiny_bridge,
+        small_tokens.train,
+        transcoder,
+        config,
+        out=out,
+        work=work,
+        stop_after=10,
+        **common,
+    )
+    assert stopped is None and not out.exists()
+    assert json.loads((work / CHECKPOINT / "state.json").read_text())["step"] == 10
+    resumed = train_transcoders(
+        tiny_bridge, small_tokens.train, transcoder, config, out=out, work=work, **common
+    )
+    assert resumed == out and not (work / CHECKPOINT).exists()
+
+    a, b = load_file(str(straight / WEIGHTS)), load_file(str(out / WEIGHTS))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_summary_records_tokens_and_held_out_fvu(tiny_bridge, small_tokens, tmp_path) -> None:
+    config = micro_config(n_tokens=4 * 128)
+    out = train_transcoders(
+        tiny_bridge,
+        small_tokens.train,
+        tiny_transcoder(),
+        config,
+        out=tmp_path / "set",
+        model="tiny",
+        eot=small_tokens.eot,
+        work=tmp_path / "w",
+        val_tokens=small_tokens.val,
+        progress=False,
+    )
+    assert out is not None
+    summary = json.loads((out / CONFIG).read_text())["training"]
+    assert summary["tokens"] == 4 * 128 and summary["steps"] == 4
+    loaded = load_transcoder_set(out, bridge=tiny_bridge)
+    assert loaded.training_summary == summary
+    stats = reconstruction_on_tokens(
+        loaded,
+        tiny_bridge,
+        small_tokens.val,
+        eot=small_tokens.eot,
+        n_tokens=summary["val"]["tokens"] // 31 * 32,
+        seq_len=32,
+    )
+    assert summary["val"]["fvu"] == pytest.approx([s.fvu for s in stats], rel=1e-6)
+    assert summary["val"]["l0"] == pytest.approx([s.l0 for s in stats], rel=1e-6)
+
+
+def test_checkpoint_of_another_configuration_is_refused(tiny_bridge, small_tokens, tmp_path):
+    config = micro_config()
+    common = {
+        "out": tmp_path / "set",
+        "work": tmp_path / "w",
+        "model": "tiny",
+        "eot": small_tokens.eot,
+        "progress": False,
+    }
+    train_transcoders(
+        tiny_bridge, small_tokens.train, tiny_transcoder(), config, stop_after=5, **common
+    )
+    with pytest.raises(CheckpointError, match="--fresh"):
+        train_transcoders(tiny_bridge, small_tokens.train, tiny_transcoder(k=8), config, **common)
+    with pytest.raises(CheckpointError, match="--fresh"):
+        train_transcoders(
+            tiny_bridge,
+            small_tokens.train,
+            tiny_transcoder(),
+            dataclasses.replace(config, lr=1e-3),
+            **common,
+        )
+
+
+def test_learning_rate_warms_up_then_decays_to_zero() -> None:
+    config = TrainConfig(
+        n_tokens=100,
+        batch_size=1,
+        lr=1.0,
+        warmup_steps=10,
+        decay_fraction=0.2,
+        schedule="linear",
+        harvest=tiny_harvest(),
+    )
+    assert lr_at(config, 0) == pytest.approx(0.1)
+    assert lr_at(config, 50) == 1.0
+    assert lr_at(config, 90) == pytest.approx(0.5)
+    cosine = dataclasses.replace(config, schedule="cosine")
+    assert lr_at(cosine, 90) == pytest.approx(0.5)
+    assert lr_at(cosine, 85) == pytest.approx(0.5 * (1 + 2**-0.5))

@@ -1,0 +1,375 @@
+"""Train one transcoder per MLP layer in a single pass: every harvested batch feeds all layers.
+
+The loss of a layer is its normalised reconstruction error (squared error over the variance of
+the MLP output, i.e. the fraction of variance unexplained), plus its kind's sparsity penalty,
+plus the AuxK loss of Gao et al. (2024): the dead features (not active for `dead_after_tokens`
+tokens) with the largest pre-activations try to reconstruct the remaining error, which brings
+them back to life. Adam, linear warm-up, then decay over the last `decay_fraction` of steps.
+
+Checkpoints (safetensors: weights, optimizer moments, dead-feature counters; JSON: step, wall
+time, configs) let an interrupted run resume; the activation stream is a function of the batch
+number (see `harvest`), so a resumed run ends with exactly the weights of an uninterrupted one.
+"""
+
+import copy
+import hashlib
+import itertools
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from jaxtyping import Float
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from tqdm import tqdm
+
+from circuits.errors import CheckpointError
+from circuits.paths import atomic_dir, cache_dir
+from circuits.zoo.train import document_starts
+from transcoders.config import TrainConfig, TranscoderConfig
+from transcoders.harvest import Activations, activation_batches, canonical_mlp_hooks
+from transcoders.transcoder import Transcoder
+from transcoders.transcoder_set import TranscoderSet, save_transcoder_set
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint"
+
+
+def lr_at(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, constant, then linear or cosine decay to zero over decay_fraction."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    decay_start = config.n_steps * (1 - config.decay_fraction)
+    if step < decay_start:
+        return config.lr
+    progress = (step - decay_start) / max(1.0, config.n_steps - decay_start)
+    if config.schedule == "linear":
+        return config.lr * (1 - progress)
+    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def default_work_dir(out: Path) -> Path:
+    """Where the checkpoint of a run writing to `out` lives: in the cache, outside `out` (which
+    is replaced atomically at the end) and outside the work tree."""
+    key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:12]
+    return cache_dir() / "transcoder-training" / f"{out.name}-{key}"
+
+
+@dataclass(kw_only=True)
+class TrainState:
+    """Everything a step changes: the set, the optimizer, and the per-feature counters."""
+
+    tset: TranscoderSet
+    opt: torch.optim.Adam
+    idle_tokens: Tensor
+    """[n_layers, d_transcoder] int64: tokens since each feature was last active."""
+    in_scale: Tensor
+    """[n_layers]: factor that brings each layer's MLP input to mean squared norm d_model."""
+    out_scale: Tensor
+    """[n_layers]: the same for the MLP output; training runs on the rescaled activations."""
+    variance: Tensor
+    """[n_layers]: total variance of each layer's rescaled MLP output (the loss normaliser)."""
+    step: int = 0
+    wall_s: float = 0.0
+
+
+def auxk_loss(
+    transcoder: Transcoder,
+    pre: Float[Tensor, "batch d_transcoder"],
+    error: Float[Tensor, "batch d_model"],
+    dead: Tensor,
+    k_aux: int,
+) -> Float[Tensor, ""]:
+    """Squared error of the top-`k_aux` dead features reconstructing `error` (detached), scaled
+    down when fewer than k_aux features are dead."""
+    n_dead = int(dead.sum())
+    if n_dead == 0:
+        return pre.new_zeros(())
+    k = min(k_aux, n_dead)
+    values, indices = torch.where(dead, pre, -torch.inf).topk(k, dim=-1)
+    # Decode only the chosen rows: [batch, k] weights of rows W_dec[indices] -> [batch, d_model]
+    recon = torch.nn.functional.embedding_bag(
+        indices, transcoder.W_dec, per_sample_weights=values.relu(), mode="sum"
+    )
+    return (recon - error.detach()).pow(2).sum(-1).mean() * min(n_dead / k_aux, 1.0)
+
+
+def layer_loss(
+    state: TrainState, layer: int, acts: Activations, config: TrainConfig
+) -> tuple[Tensor, dict[str, float]]:
+    """The training loss of one layer's transcoder on a batch, and its logged parts."""
+    transcoder = state.tset[layer]
+    x = acts.mlp_in[:, layer] * state.in_scale[layer]
+    y = acts.mlp_out[:, layer] * state.out_scale[layer]
+    pre, features = transcoder.encode(x)
+    error = y - (transcoder.decode(features) + transcoder.skip_path(x))
+    fvu = error.pow(2).sum(-1).mean() / state.variance[layer]
+    penalty = transcoder.activation.penalty(pre, features, transcoder.decoder_norms())
+    active = (features > 0).any(0)
+    idle = state.idle_tokens[layer]
+    idle.add_(len(x)).masked_fill_(active, 0)
+    loss = fvu + penalty
+    aux = 0.0
+    if config.auxk_alpha > 0:
+        k_aux = config.k_aux or max(1, transcoder.config.d_model // 2)
+        dead = idle >= config.dead_after_tokens
+        aux_term = auxk_loss(transcoder, pre, error, dead, k_aux) / state.variance[layer]
+        loss = loss + config.auxk_alpha * aux_term
+        aux = aux_term.item()
+    stats = {
+        "fvu": fvu.item(),
+        "l0": (features > 0).sum(-1).float().mean().item(),
+        "aux": aux,
+        "dead": (idle >= config.dead_after_tokens).float().mean().item(),
+    }
+    return loss, stats
+
+
+def train_step(state: TrainState, acts: Activations, config: TrainConfig) -> list[dict]:
+    """One Adam step on all layers at the scheduled learning rate; per-layer stats."""
+    for group in state.opt.param_groups:
+        group["lr"] = lr_at(config, state.step)
+    losses, stats = zip(
+        *(layer_loss(state, i, acts, config) for i in range(state.tset.n_layers)), strict=True
+    )
+    torch.stack(list(losses)).sum().backward()
+    for transcoder in state.tset:
+        transcoder.before_step()
+    state.opt.step()
+    state.opt.zero_grad(set_to_none=True)
+    for transcoder in state.tset:
+        transcoder.after_step()
+    state.step += 1
+    return list(stats)
+
+
+def init_state(bridge: Any, transcoder: TranscoderConfig, *, model: str, seed: int) -> TrainState:
+    """A fresh set for every MLP layer of `bridge`, seeded; see `fit_to_batch`."""
+    torch.manual_seed(seed)
+    n_layers = bridge.cfg.n_layers
+    tset = TranscoderSet(
+        [Transcoder(transcoder) for _ in range(n_layers)],
+        model=model,
+        hooks=canonical_mlp_hooks(bridge),
+    )
+    tset.train()
+    return TrainState(
+        tset=tset,
+        opt=torch.optim.Adam(tset.parameters(), lr=0.0),
+        idle_tokens=torch.zeros(n_layers, transcoder.d_transcoder, dtype=torch.int64),
+        in_scale=torch.ones(n_layers),
+        out_scale=torch.ones(n_layers),
+        variance=torch.ones(n_layers),
+    )
+
+
+def fit_to_batch(state: TrainState, first: Activations) -> None:
+    """Fit a fresh state to the first batch: scales that bring each layer's MLP input and output
+    to mean squared norm d_model (so hyperparameters such as thresholds, penalties and the
+    learning rate carry over between models and layers), decoder biases at the mean rescaled
+    output, and the loss normalisers at its variance."""
+    d_model = first.mlp_in.shape[-1]
+    state.in_scale = (d_model / first.mlp_in.pow(2).sum(-1).mean(0)).sqrt()
+    state.out_scale = (d_model / first.mlp_out.pow(2).sum(-1).mean(0)).sqrt()
+    y = first.mlp_out * state.out_scale[:, None]
+    mean = y.mean(0)  # [n_layers, d_model]
+    state.variance = (y - mean).pow(2).sum(-1).mean(0)
+    with torch.no_grad():
+        for i, transcoder in enumerate(state.tset):
+            transcoder.b_dec.copy_(mean[i])
+
+
+def fold_scales(state: TrainState) -> TranscoderSet:
+    """A copy of the set that reads and writes the model's own activations: the input and
+    output scales folded into the weights (features and thresholds unchanged; decoder rows then
+    have norm 1 / out_scale)."""
+    tset = copy.deepcopy(state.tset)
+    with torch.no_grad():
+        for transcoder, s_in, s_out in zip(tset, state.in_scale, state.out_scale, strict=True):
+            transcoder.W_enc.mul_(s_in)
+            transcoder.W_dec.div_(s_out)
+            transcoder.b_dec.div_(s_out)
+            if transcoder.W_skip is not None:
+                transcoder.W_skip.mul_(s_in / s_out)
+    return tset.eval()
+
+
+def run_key(transcoder: TranscoderConfig, config: TrainConfig, model: str) -> dict[str, Any]:
+    """What a checkpoint must agree on to be resumed."""
+    return {"model": model, "transcoder": asdict(transcoder), "train": asdict(config)}
+
+
+def save_checkpoint(path: Path, state: TrainState, key: dict[str, Any]) -> None:
+    """Weights, optimizer moments and counters as safetensors (no pickles), atomically."""
+    tensors = {f"set.{k}": v.contiguous() for k, v in state.tset.state_dict().items()}
+    for i, param_state in state.opt.state_dict()["state"].items():
+        for name, value in param_state.items():
+            tensors[f"opt.{i}.{name}"] = torch.as_tensor(value).contiguous()
+    tensors["idle_tokens"] = state.idle_tokens
+    tensors["in_scale"] = state.in_scale
+    tensors["out_scale"] = state.out_scale
+    tensors["variance"] = state.variance
+    meta = {"step": state.step, "wall_s": state.wall_s, "run": key}
+    with atomic_dir(path) as tmp:
+        save_file(tensors, str(tmp / "state.safetensors"))
+        (tmp / "state.json").write_text(json.dumps(meta, indent=2))
+
+
+def load_checkpoint(path: Path, state: TrainState, key: dict[str, Any]) -> None:
+    """Restore `state` from `path`; refuse a checkpoint of another run."""
+    try:
+        meta = json.loads((path / "state.json").read_text())
+        tensors = load_file(str(path / "state.safetensors"))
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}; use --fresh") from err
+    if meta.get("run") != key:
+        raise CheckpointError(
+            f"checkpoint {path} belongs to another run (model or configuration differ); "
+            "use --fresh to discard it"
+        )
+    weights = {k.removeprefix("set."): v for k, v in tensors.items() if k.startswith("set.")}
+    state.tset.load_state_dict(weights, strict=True)
+    opt_state = state.opt.state_dict()
+    for name, value in tensors.items():
+        if name.startswith("opt."):
+            _, i, field_name = name.split(".", 2)
+            opt_state["state"].setdefault(int(i), {})[field_name] = value
+    state.opt.load_state_dict(opt_state)
+    state.idle_tokens.copy_(tensors["idle_tokens"])
+    state.in_scale = tensors["in_scale"]
+    state.out_scale = tensors["out_scale"]
+    state.variance = tensors["variance"]
+    state.step, state.wall_s = meta["step"], meta["wall_s"]
+
+
+def train_transcoders(
+    bridge: Any,
+    tokens: np.ndarray,
+    transcoder: TranscoderConfig,
+    config: TrainConfig,
+    *,
+    out: Path,
+    model: str,
+    eot: int,
+    val_tokens: np.ndarray | None = None,
+    work: Path | None = None,
+    weights_dtype: str = "float32",
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> Path | None:
+    """Train a set for every MLP layer of `bridge` on `tokens` and save it to `out`.
+
+    Resumes from the checkpoint in `work` (default: `default_work_dir(out)`) if there is one.
+    `stop_after` ends the run after that step, as an interruption would, leaving a checkpoint;
+    returns None then, else `out`. With `val_tokens`, the summary in `out/config.json` holds
+    the final FVU, L0 and dead fractions on held-out text.
+    """
+    if transcoder.d_model != bridge.cfg.d_model:
+        raise ValueError(f"d_model {transcoder.d_model} != the model's {bridge.cfg.d_model}")
+    ckpt = (work or default_work_dir(out)) / CHECKPOINT
+    key = run_key(transcoder, config, model)
+    state = init_state(bridge, transcoder, model=model, seed=config.seed)
+    if (ckpt / "state.json").exists():
+        load_checkpoint(ckpt, state, key)
+        log.info("resuming from step %d of %d (%s)", state.step, config.n_steps, ckpt)
+    batches = activation_batches(
+        bridge, tokens, config.harvest, batch_size=config.batch_size, eot=eot, start=state.step
+    )
+    if state.step == 0:
+        first = next(batches)
+        fit_to_batch(state, first)
+        batches = itertools.chain([first], batches)
+    stopped = _run_steps(state, batches, config, ckpt, key, stop_after, progress)
+    if stopped:
+        return None
+    tset = fold_scales(state)
+    tset.training_summary = _summary(tset, state.wall_s, config, bridge, val_tokens, eot)
+    save_transcoder_set(tset, out, dtype=weights_dtype)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return out
+
+
+def _run_steps(
+    state: TrainState,
+    batches: Iterator[Activations],
+    config: TrainConfig,
+    ckpt: Path,
+    key: dict[str, Any],
+    stop_after: int | None,
+    progress: bool,
+) -> bool:
+    """Steps from `state.step` to the end; True if stopped early by `stop_after`."""
+    start = time.perf_counter() - state.wall_s
+    ema: list[dict[str, float]] = []
+    bar = tqdm(
+        total=config.n_steps, initial=state.step, desc="train transcoders", disable=not progress
+    )
+    with bar:
+        while state.step < config.n_steps:
+            stats = train_step(state, next(batches), config)
+            ema = stats if not ema else [_ema(a, b) for a, b in zip(ema, stats, strict=True)]
+            state.wall_s = time.perf_counter() - start
+            bar.update(1)
+            if state.step % 10 == 0:
+                bar.set_postfix_str(
+                    " ".join(f"L{i}:fvu={s['fvu']:.3f},l0={s['l0']:.0f}" for i, s in enumerate(ema))
+                )
+            done = state.step
+            if done < config.n_steps and (
+                done % config.checkpoint_every == 0 or done == stop_after
+            ):
+                save_checkpoint(ckpt, state, key)
+            if stop_after is not None and done >= stop_after and done < config.n_steps:
+                return True
+    return False
+
+
+def _ema(old: dict[str, float], new: dict[str, float]) -> dict[str, float]:
+    return {k: 0.95 * old[k] + 0.05 * new[k] for k in old}
+
+
+def _summary(
+    tset: TranscoderSet,
+    wall_s: float,
+    config: TrainConfig,
+    bridge: Any,
+    val_tokens: np.ndarray | None,
+    eot: int,
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "tokens": config.n_steps * config.batch_size,
+        "steps": config.n_steps,
+        "wall_time_s": round(wall_s, 1),
+        "tokens_per_s": round(config.n_steps * config.batch_size / max(wall_s, 1e-9)),
+        "config": asdict(config),
+    }
+    if val_tokens is not None:
+        from transcoders.evaluate import reconstruction_on_tokens
+
+        seq_len = config.harvest.seq_len
+        n_windows = min(256, len(document_starts(val_tokens, eot, seq_len)))
+        stats = reconstruction_on_tokens(
+            tset,
+            bridge,
+            val_tokens,
+            eot=eot,
+            n_tokens=n_windows * seq_len,
+            seq_len=seq_len,
+        )
+        summary["val"] = {
+            "tokens": stats[0].n_tokens,
+            "fvu": [s.fvu for s in stats],
+            "l0": [s.l0 for s in stats],
+            "dead_fraction": [s.dead_fraction for s in stats],
+        }
+    log.info("training summary: %s", {k: v for k, v in summary.items() if k != "config"})
+    return summary
