@@ -1,13 +1,18 @@
-"""`transcoders`: the command-line entry point for transcoder sets."""
+"""`transcoders`: the command-line entry point. Subcommands live one per module in this package."""
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
-from transcoders.activations import ACTIVATIONS
+from circuits.errors import CircuitsError
+from transcoders.cli import evaluate, kinds, train
 
 EPILOG = """examples:
-  transcoders kinds                  the activation kinds a transcoder can use
+  transcoders kinds                          the activation kinds a transcoder can use
+  transcoders train --model zoo:tiny         train the set registered for the shipped model
+  transcoders eval --model zoo:tiny          how well that set imitates the model's MLPs
+  transcoders eval --model zoo:tiny --transcoders /tmp/tc --json
 """
 
 
@@ -18,26 +23,31 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    kinds = commands.add_parser(
-        "kinds",
-        help="list the activation kinds",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    kinds.set_defaults(run=run_kinds)
+    kinds.add_parser(commands)
+    train.add_parser(commands)
+    evaluate.add_parser(commands)
     return parser
 
 
-def run_kinds(args: argparse.Namespace) -> int:
-    for kind in ACTIVATIONS.values():
-        print(f"{kind.name:<10} {kind.summary}")
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.run(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.run(args)
+    except CircuitsError as err:
+        if args.debug:
+            raise
+        print(f"transcoders: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("transcoders: interrupted (run the same command again to resume)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

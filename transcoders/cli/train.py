@@ -1,0 +1,137 @@
+"""`transcoders train`: train one transcoder per MLP layer of a model, resumably."""
+
+import argparse
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+from transcoders.activations import ACTIVATIONS
+from transcoders.config import DEFAULT_EXPANSION, SPARSITY_DEFAULTS, HarvestConfig, TrainConfig
+from transcoders.transcoder_set import STORAGE_DTYPES
+
+EPILOG = f"""examples:
+  transcoders train --model zoo:tiny                      the registered set of the shipped model
+  transcoders train --model zoo:tiny --tokens 2000000 --out /tmp/tc
+  transcoders train --model zoo:tiny --kind jumprelu --l0-coefficient 0.002 --out /tmp/jr
+  transcoders train --model zoo:tiny --weights-dtype float16      half-size files, for shipping
+
+Defaults: kind topk, k {SPARSITY_DEFAULTS["k"]:g}, d_transcoder {DEFAULT_EXPANSION} x d_model.
+An interrupted run resumes when the same command is run again (--fresh starts over); its
+checkpoint lives in the cache (`$CIRCUITS_CACHE`, default ~/.cache/circuits).
+"""
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    defaults = TrainConfig()
+    parser = commands.add_parser(
+        "train",
+        help="train a transcoder set (resumes if interrupted)",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", default="zoo:default", help="model spec (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, help="output directory (default: <model dir>/transcoders)"
+    )
+    parser.add_argument("--kind", default="topk", choices=list(ACTIVATIONS), help="activation")
+    parser.add_argument("--d-transcoder", type=int, help="features per layer")
+    parser.add_argument("--k", type=int, help="active features per token (topk, batchtopk)")
+    parser.add_argument("--l1-coefficient", type=float, help="L1 penalty weight (relu)")
+    parser.add_argument("--l0-coefficient", type=float, help="L0 penalty weight (jumprelu)")
+    parser.add_argument(
+        "--skip", action=argparse.BooleanOptionalAction, default=False, help="linear skip path"
+    )
+    parser.add_argument(
+        "--tokens", type=int, default=defaults.n_tokens, help="training tokens (%(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="tokens per step"
+    )
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed (%(default)s)")
+    parser.add_argument(
+        "--buffer-tokens",
+        type=int,
+        default=defaults.harvest.buffer_tokens,
+        help="token rows shuffled together (memory: rows x layers x 2 x d_model x 4 bytes)",
+    )
+    parser.add_argument(
+        "--threads", type=int, help="torch threads (default: torch's choice; 1 on a busy machine)"
+    )
+    parser.add_argument(
+        "--weights-dtype",
+        default="float32",
+        choices=list(STORAGE_DTYPES),
+        help="storage dtype of the saved weights (loaded back as float32)",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="discard an existing checkpoint and start over"
+    )
+    parser.set_defaults(run=run_train, parser=parser)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from circuits.models import load_model
+    from transcoders.config import default_config
+    from transcoders.corpus import load_corpus_tokens
+    from transcoders.train import CHECKPOINT, default_work_dir, train_transcoders
+    from transcoders.transcoder_set import default_transcoders_dir, model_id
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    out = args.out or default_transcoders_dir(args.model, must_exist=False)
+    bridge = load_model(args.model)
+    try:
+        transcoder = default_config(
+            kind=args.kind,
+            d_model=bridge.cfg.d_model,
+            d_transcoder=args.d_transcoder,
+            k=args.k,
+            l1_coefficient=args.l1_coefficient,
+            l0_coefficient=args.l0_coefficient,
+            skip=args.skip,
+        )
+        config = TrainConfig(
+            n_tokens=args.tokens,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            harvest=HarvestConfig(
+                seed=args.seed,
+                seq_len=min(256, bridge.cfg.n_ctx),
+                buffer_tokens=args.buffer_tokens,
+            ),
+        )
+    except ValueError as err:
+        args.parser.error(str(err))
+    work = default_work_dir(out)
+    if args.fresh:
+        shutil.rmtree(work / CHECKPOINT, ignore_errors=True)
+    corpus = load_corpus_tokens(args.model, bridge)
+    train_transcoders(
+        bridge,
+        corpus.train,
+        transcoder,
+        config,
+        out=out,
+        model=model_id(args.model),
+        eot=corpus.eot,
+        val_tokens=corpus.val,
+        work=work,
+        weights_dtype=args.weights_dtype,
+    )
+    summary = json.loads((out / "config.json").read_text())["training"]
+    print(f"trained {dataclasses.asdict(transcoder)} -> {out}")
+    print(
+        f"{summary['tokens']:,} tokens in {summary['wall_time_s'] / 60:.1f} min "
+        f"({summary['tokens_per_s']:,} tokens/s)"
+    )
+    if "val" in summary:
+        for i, (fvu, l0) in enumerate(
+            zip(summary["val"]["fvu"], summary["val"]["l0"], strict=True)
+        ):
+            print(f"layer {i}: held-out FVU {fvu:.4f}, L0 {l0:.1f}")
+    return 0
