@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from transcoders.config import TranscoderConfig
@@ -38,6 +38,14 @@ class SparseActivation(nn.Module):
 
     def after_step(self) -> None:
         """Restore invariants after an optimizer step (e.g. non-negative thresholds)."""
+
+    def train_indices(
+        self, pre: Float[Tensor, "batch d_transcoder"]
+    ) -> Int[Tensor, "batch k"] | None:
+        """For kinds that keep a fixed number of features per token in training: which ones
+        (their activations are the pre-activations there, after ReLU), so that training can
+        skip the dense feature matrix. None for the other kinds."""
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +133,9 @@ class TopKActivation(SparseActivation):
 
     def forward(self, pre: Float[Tensor, "... d_transcoder"]) -> Float[Tensor, "... d_transcoder"]:
         return topk(k=self.k)(pre)
+
+    def train_indices(self, pre: Float[Tensor, "batch d_transcoder"]) -> Int[Tensor, "batch k"]:
+        return pre.topk(min(self.k, pre.shape[-1]), dim=-1).indices
 
 
 class BatchTopKActivation(SparseActivation):

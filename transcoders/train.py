@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -82,24 +82,62 @@ class TrainState:
     wall_s: float = 0.0
 
 
+class LayerForward(NamedTuple):
+    """What the loss of one layer needs from the transcoder's forward pass on a batch."""
+
+    recon: Float[Tensor, "batch d_model"]
+    pre: Float[Tensor, "batch d_transcoder"]
+    """Pre-activations, detached: they only choose features (AuxK recomputes its own)."""
+    active: Tensor
+    """[batch, d_transcoder] bool, or [batch, k] bool when `indices` is given."""
+    indices: Tensor | None
+    """[batch, k] features kept per token on the sparse path, else None."""
+    penalty: Tensor
+
+
+def dense_forward(transcoder: Transcoder, x: Float[Tensor, "batch d_model"]) -> LayerForward:
+    pre, features = transcoder.encode(x)
+    penalty = transcoder.activation.penalty(pre, features, transcoder.decoder_norms())
+    recon = transcoder.decode(features) + transcoder.skip_path(x)
+    return LayerForward(
+        recon=recon, pre=pre.detach(), active=features > 0, indices=None, penalty=penalty
+    )
+
+
+def sparse_forward(
+    transcoder: Transcoder, x: Float[Tensor, "batch d_model"]
+) -> LayerForward | None:
+    """For kinds with a fixed number of features per token: the same function as
+    `dense_forward` (and the same gradients), from the kept features only. None otherwise."""
+    with torch.no_grad():
+        pre = torch.addmm(transcoder.b_enc, x, transcoder.W_enc)
+    indices = transcoder.activation.train_indices(pre)
+    if indices is None:
+        return None
+    values = transcoder.pre_at(x, indices, pre).relu()
+    recon = transcoder.decode_sparse(indices, values) + transcoder.skip_path(x)
+    return LayerForward(
+        recon=recon, pre=pre, active=values > 0, indices=indices, penalty=x.new_zeros(())
+    )
+
+
 def auxk_loss(
     transcoder: Transcoder,
+    x: Float[Tensor, "batch d_model"],
     pre: Float[Tensor, "batch d_transcoder"],
     error: Float[Tensor, "batch d_model"],
     dead: Tensor,
     k_aux: int,
 ) -> Float[Tensor, ""]:
-    """Squared error of the top-`k_aux` dead features reconstructing `error` (detached), scaled
-    down when fewer than k_aux features are dead."""
+    """Squared error of the top-`k_aux` dead features (chosen by `pre`) reconstructing
+    `error` (detached), scaled down when fewer than k_aux features are dead."""
     n_dead = int(dead.sum())
     if n_dead == 0:
-        return pre.new_zeros(())
+        return x.new_zeros(())
     k = min(k_aux, n_dead)
-    values, indices = torch.where(dead, pre, -torch.inf).topk(k, dim=-1)
-    # Decode only the chosen rows: [batch, k] weights of rows W_dec[indices] -> [batch, d_model]
-    recon = torch.nn.functional.embedding_bag(
-        indices, transcoder.W_dec, per_sample_weights=values.relu(), mode="sum"
-    )
+    indices = torch.where(dead, pre, -torch.inf).topk(k, dim=-1).indices
+    values = transcoder.pre_at(x, indices, pre).relu()
+    recon = transcoder.decode_sparse(indices, values) - transcoder.b_dec
     return (recon - error.detach()).pow(2).sum(-1).mean() * min(n_dead / k_aux, 1.0)
 
 
@@ -110,26 +148,28 @@ def layer_loss(
     transcoder = state.tset[layer]
     x = acts.mlp_in[:, layer] * state.in_scale[layer]
     y = acts.mlp_out[:, layer] * state.out_scale[layer]
-    pre, features = transcoder.encode(x)
-    error = y - (transcoder.decode(features) + transcoder.skip_path(x))
+    out = sparse_forward(transcoder, x) or dense_forward(transcoder, x)
+    error = y - out.recon
     fvu = error.pow(2).sum(-1).mean() / state.variance[layer]
-    penalty = transcoder.activation.penalty(pre, features, transcoder.decoder_norms())
-    active = (features > 0).any(0)
     idle = state.idle_tokens[layer]
-    idle.add_(len(x)).masked_fill_(active, 0)
-    loss = fvu + penalty
+    idle.add_(len(x))
+    if out.indices is None:
+        idle.masked_fill_(out.active.any(0), 0)
+    else:
+        idle[out.indices[out.active]] = 0
+    loss = fvu + out.penalty
     aux = 0.0
+    dead = idle >= config.dead_after_tokens
     if config.auxk_alpha > 0:
         k_aux = config.k_aux or max(1, transcoder.config.d_model // 2)
-        dead = idle >= config.dead_after_tokens
-        aux_term = auxk_loss(transcoder, pre, error, dead, k_aux) / state.variance[layer]
+        aux_term = auxk_loss(transcoder, x, out.pre, error, dead, k_aux) / state.variance[layer]
         loss = loss + config.auxk_alpha * aux_term
         aux = aux_term.item()
     stats = {
         "fvu": fvu.item(),
-        "l0": (features > 0).sum(-1).float().mean().item(),
+        "l0": out.active.sum().item() / len(x),
         "aux": aux,
-        "dead": (idle >= config.dead_after_tokens).float().mean().item(),
+        "dead": dead.float().mean().item(),
     }
     return loss, stats
 

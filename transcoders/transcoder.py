@@ -7,7 +7,7 @@ It reads the MLP input `x` (`blocks.L.mlp.hook_in`, after ln2) and predicts the 
 from typing import NamedTuple
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 from transcoders.activations import ACTIVATIONS
@@ -24,6 +24,25 @@ class Encoding(NamedTuple):
     """Pre-activations `x @ W_enc + b_enc`."""
     features: Float[Tensor, "... d_transcoder"]
     """Sparse feature activations `act(pre)`."""
+
+
+class _GatheredPre(torch.autograd.Function):
+    """pre[b, indices[b, j]] with pre = x @ W_enc + b_enc given: the backward pass scatters the
+    gradient into one dense matrix and needs one matrix product per input, not three."""
+
+    @staticmethod
+    def forward(ctx, x, W_enc, b_enc, pre, indices):
+        ctx.save_for_backward(x, W_enc, indices)
+        return pre.gather(-1, indices)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, W_enc, indices = ctx.saved_tensors
+        dense = grad.new_zeros(len(x), W_enc.shape[1]).scatter_add_(-1, indices, grad)
+        grad_x = dense @ W_enc.T if ctx.needs_input_grad[0] else None
+        grad_W_enc = x.T @ dense if ctx.needs_input_grad[1] else None
+        grad_b_enc = dense.sum(0) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_W_enc, grad_b_enc, None, None
 
 
 class Transcoder(nn.Module):
@@ -64,6 +83,30 @@ class Transcoder(nn.Module):
     def decode(self, features: Float[Tensor, "... d_transcoder"]) -> Float[Tensor, "... d_model"]:
         """`features @ W_dec + b_dec`: the output without the skip path."""
         return features @ self.W_dec + self.b_dec
+
+    def pre_at(
+        self,
+        x: Float[Tensor, "batch d_model"],
+        indices: Int[Tensor, "batch k"],
+        pre: Float[Tensor, "batch d_transcoder"] | None = None,
+    ) -> Float[Tensor, "batch k"]:
+        """`encode(x).pre.gather(-1, indices)`, differentiable, without the autograd graph of
+        the dense pre-activations (pass them as `pre`, detached, if already computed)."""
+        if pre is None:
+            with torch.no_grad():
+                pre = x @ self.W_enc + self.b_enc
+        out = _GatheredPre.apply(x, self.W_enc, self.b_enc, pre, indices)
+        assert isinstance(out, Tensor)
+        return out
+
+    def decode_sparse(
+        self, indices: Int[Tensor, "batch k"], values: Float[Tensor, "batch k"]
+    ) -> Float[Tensor, "batch d_model"]:
+        """`decode` of features that are zero outside `indices`, without the dense matrix."""
+        return (
+            nn.functional.embedding_bag(indices, self.W_dec, per_sample_weights=values, mode="sum")
+            + self.b_dec
+        )
 
     def skip_path(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
         """`x @ W_skip`, or zeros for a transcoder without a skip connection."""

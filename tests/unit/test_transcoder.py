@@ -186,3 +186,52 @@ def test_default_config_fills_the_sparsity_field_of_its_kind(kind) -> None:
     (name,) = ACTIVATIONS[kind].params
     assert getattr(config, name) == SPARSITY_DEFAULTS[name]
     assert default_config(kind=kind, d_model=D_MODEL, d_transcoder=64).d_transcoder == 64
+
+
+def test_sparse_training_path_matches_the_dense_one() -> None:
+    from transcoders.train import dense_forward, sparse_forward
+
+    transcoder = make("topk", skip=True).train()
+    x = torch.randn(64, D_MODEL)
+    results = []
+    for forward in (dense_forward, sparse_forward):
+        transcoder.zero_grad()
+        out = forward(transcoder, x)
+        assert out is not None
+        out.recon.pow(2).sum().backward()
+        grads = {n: p.grad.clone() for n, p in transcoder.named_parameters() if p.grad is not None}
+        results.append((out.recon.detach(), int(out.active.sum()), grads))
+    (dense, dense_l0, dense_grads), (sparse, sparse_l0, sparse_grads) = results
+    torch.testing.assert_close(sparse, dense, rtol=1e-5, atol=1e-5)
+    assert sparse_l0 == dense_l0 == 64 * 5
+    assert (
+        sparse_grads.keys() == dense_grads.keys() == {"W_enc", "b_enc", "W_dec", "b_dec", "W_skip"}
+    )
+    for name, grad in dense_grads.items():
+        torch.testing.assert_close(sparse_grads[name], grad, rtol=1e-4, atol=1e-4, msg=name)
+
+
+def test_only_fixed_count_kinds_take_the_sparse_path() -> None:
+    from transcoders.train import sparse_forward
+
+    x = torch.randn(8, D_MODEL)
+    assert sparse_forward(make("topk"), x) is not None
+    for kind in ("batchtopk", "relu", "jumprelu"):
+        assert sparse_forward(make(kind).train(), x) is None
+
+
+def test_auxk_loss_trains_the_encoder_of_dead_features_only() -> None:
+    from transcoders.train import auxk_loss
+
+    transcoder = make("topk")
+    x = torch.randn(32, D_MODEL)
+    with torch.no_grad():
+        pre = transcoder.encode(x).pre
+    dead = torch.zeros(D_TRANSCODER, dtype=torch.bool)
+    dead[:10] = True
+    error = torch.randn(32, D_MODEL)
+    auxk_loss(transcoder, x, pre, error, dead, k_aux=4).backward()
+    grad = transcoder.W_enc.grad
+    assert grad is not None
+    assert grad[:, :10].abs().sum() > 0 and grad[:, 10:].abs().sum() == 0
+    assert auxk_loss(transcoder, x, pre, error, torch.zeros_like(dead), k_aux=4).item() == 0.0
