@@ -17,7 +17,8 @@ from transcoders.transcoder_set import TranscoderSet
 Observer = Callable[
     [int, Float[Tensor, "batch pos d_model"], Float[Tensor, "batch pos d_model"]], None
 ]
-"""Called per spliced layer with (layer, MLP input, true MLP output) before the replacement."""
+"""Called per layer with (layer, MLP input, true MLP output) at the replaced positions, before
+the replacement."""
 
 REPLACEMENTS = ("transcoder", "zero")
 
@@ -52,7 +53,7 @@ def splice_hooks(
         ) -> Tensor:
             x = inputs.pop("x")
             if observe is not None:
-                observe(layer, x, tensor)
+                observe(layer, x[:, first:], tensor[:, first:])
             if replacement == "zero":
                 new = torch.zeros_like(tensor)
             else:
@@ -63,8 +64,12 @@ def splice_hooks(
     return hooks
 
 
-def observe_hooks(tset: TranscoderSet, observe: Observer) -> list[tuple[str, Callable]]:
-    """Hooks that only show each layer's (MLP input, MLP output) to `observe`; nothing changes."""
+def observe_hooks(
+    tset: TranscoderSet, observe: Observer, *, include_bos: bool = False
+) -> list[tuple[str, Callable]]:
+    """Hooks that only show each layer's (MLP input, MLP output) to `observe`, from position
+    `0 if include_bos else 1` on; nothing changes."""
+    first = 0 if include_bos else 1
     hooks: list[tuple[str, Callable]] = []
     for layer, names in enumerate(tset.hooks):
         inputs: dict[str, Tensor] = {}
@@ -76,7 +81,7 @@ def observe_hooks(tset: TranscoderSet, observe: Observer) -> list[tuple[str, Cal
         def write(
             tensor: Tensor, hook: Any, inputs: dict[str, Tensor] = inputs, layer: int = layer
         ) -> Tensor:
-            observe(layer, inputs.pop("x"), tensor)
+            observe(layer, inputs.pop("x")[:, first:], tensor[:, first:])
             return tensor
 
         hooks += [(names.hook_in, read), (names.hook_out, write)]

@@ -68,7 +68,8 @@ def test_exact_transcoders_recover_all_the_loss(tiny_bridge, windows) -> None:
 def test_random_transcoders_lose_loss(tiny_bridge, windows) -> None:
     report = language_model_metrics(tiny_bridge, random_set(), windows)
     every = report["all_layers"]
-    assert every["kl"] > 1e-4 and every["loss_recovered"] < 0.99
+    # On a random model the MLPs barely matter, so loss recovered is far from 1 either way.
+    assert every["kl"] > 1e-4 and every["loss_recovered"] != pytest.approx(1.0, abs=0.05)
     assert all(s["fvu"] > 0.1 for s in report["isolated"])
 
 
@@ -136,3 +137,18 @@ def test_report_is_json_ready(tiny_bridge, held_out, small_tokens) -> None:
     )
     assert json.loads(json.dumps(report))["model"] == "tiny"
     assert "tasks" not in report and len(report["per_layer"]) == 2
+
+
+def test_isolated_stats_are_those_of_harvested_activations(
+    tiny_bridge, held_out, small_tokens, windows
+) -> None:
+    tset = random_set()
+    report = language_model_metrics(tiny_bridge, tset, windows)
+    harvested = reconstruction_on_tokens(
+        tset, tiny_bridge, held_out, eot=small_tokens.eot, n_tokens=8 * 32, seq_len=32
+    )
+    for got, expected in zip(report["isolated"], harvested, strict=True):
+        assert got["n_tokens"] == expected.n_tokens == 8 * 31  # position 0 left out in both
+        assert got["fvu"] == pytest.approx(expected.fvu, rel=1e-5)
+        assert got["l0"] == pytest.approx(expected.l0, rel=1e-6)
+        assert got["dead_fraction"] == expected.dead_fraction
