@@ -26,7 +26,7 @@ import torch
 from circuits.models import load_model
 from circuits.zoo.train import document_starts
 from transcoders.config import HarvestConfig, TrainConfig, default_config
-from transcoders.corpus import load_corpus_tokens
+from transcoders.corpus import load_corpus_tokens, window_length
 from transcoders.harvest import Activations, harvest_chunk
 from transcoders.train import fit_to_batch, init_state, train_step, train_transcoders
 from transcoders.transcoder_set import model_id
@@ -173,7 +173,7 @@ def main() -> None:
 
     bridge = load_model(args.model)
     corpus = load_corpus_tokens(args.model, bridge)
-    seq_len = min(256, bridge.cfg.n_ctx)
+    seq_len = window_length(args.model, bridge)
     report: dict[str, Any] = {
         "model": model_id(args.model),
         "commit": commit(),

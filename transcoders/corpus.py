@@ -36,6 +36,16 @@ def corpus_config_for(spec: str) -> CorpusConfig:
     return CorpusConfig()
 
 
+def window_length(spec: str, bridge: Any) -> int:
+    """Tokens per harvesting and evaluation window: the length a zoo model was trained on (its
+    activations further out are out of distribution), else min(256, n_ctx)."""
+    if spec.startswith(ZOO_PREFIX):
+        from circuits.zoo.registry import zoo_model
+
+        return min(zoo_model(spec.removeprefix(ZOO_PREFIX)).train.seq_len, bridge.cfg.n_ctx)
+    return min(256, bridge.cfg.n_ctx)
+
+
 def load_corpus_tokens(spec: str, bridge: Any) -> CorpusTokens:
     """The corpus for `spec` (built if missing), checked to share the model's tokenizer."""
     path = load_or_build_corpus(corpus_config_for(spec))

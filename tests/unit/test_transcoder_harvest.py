@@ -98,3 +98,15 @@ def test_chunks_are_shuffled_across_windows(tiny_bridge, small_tokens) -> None:
     torch.testing.assert_close(chunk.mlp_out.flatten(1), in_order[source], rtol=1e-5, atol=1e-5)
     first_batch_windows = set((source[:64] // config.rows_per_window).tolist())
     assert len(first_batch_windows) > 16  # in order, 64 rows would come from 3 windows
+
+
+def test_windows_are_as_long_as_the_model_was_trained_on(tiny_bridge) -> None:
+    from types import SimpleNamespace
+
+    from circuits.zoo.registry import zoo_model
+    from transcoders.corpus import window_length
+
+    long_context = SimpleNamespace(cfg=SimpleNamespace(n_ctx=1024))
+    assert window_length("zoo:tiny", long_context) == zoo_model("tiny").train.seq_len
+    assert window_length("some/model", long_context) == 256
+    assert window_length("some/model", tiny_bridge) == fixtures.N_CTX

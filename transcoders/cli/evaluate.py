@@ -45,7 +45,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import torch
 
     from circuits.models import load_model
-    from transcoders.corpus import load_corpus_tokens
+    from transcoders.corpus import load_corpus_tokens, window_length
     from transcoders.evaluate import evaluate_transcoders
     from transcoders.transcoder_set import default_transcoders_dir, load_transcoder_set, model_id
 
@@ -61,7 +61,7 @@ def run_eval(args: argparse.Namespace) -> int:
         corpus.val,
         eot=corpus.eot,
         n_tokens=args.n_tokens,
-        seq_len=min(256, bridge.cfg.n_ctx),
+        seq_len=window_length(args.model, bridge),
         n_prompts=args.n_prompts,
     )
     report["transcoders"] = str(path)

@@ -76,7 +76,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from circuits.models import load_model
     from transcoders.config import default_config
-    from transcoders.corpus import load_corpus_tokens
+    from transcoders.corpus import load_corpus_tokens, window_length
     from transcoders.train import CHECKPOINT, default_work_dir, train_transcoders
     from transcoders.transcoder_set import default_transcoders_dir, model_id
 
@@ -101,7 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             harvest=HarvestConfig(
                 seed=args.seed,
-                seq_len=min(256, bridge.cfg.n_ctx),
+                seq_len=window_length(args.model, bridge),
                 buffer_tokens=args.buffer_tokens,
             ),
         )
