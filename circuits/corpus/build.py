@@ -46,6 +46,9 @@ class CorpusConfig:
 
     seed: int = 0
     """Seed for every random choice of the builder."""
+    text_version: int = 3
+    """Version of the families' text generators. Part of the cache key: bump it whenever a
+    family writes different text, so that no stale cached corpus is reused."""
     n_chars: int = 100_000_000
     """Total characters of text (about four per token)."""
     shares: dict[str, float] = field(default_factory=_default_shares)

@@ -1,69 +1,86 @@
 """Indirect-object identification: "When Mary and John went to the store, John gave a drink to"
 -> " Mary".
 
-Templates are built from an intro clause (introducing A and B) and an action clause (the subject S,
-one of A and B, gives an object to the other, the indirect object IO). Intros, actions, names,
-places and objects each have held-out members that training text never uses.
+A prompt is an intro clause that introduces A and B, then an action clause in which the subject
+S (one of them) hands an object to the other, the indirect object IO. Both clauses are assembled
+from parts (openers, activities, connectors, verbs), so training sees thousands of templates and a
+model has to learn the mechanism rather than a few sentence shapes. Every part, name, place and
+object has held-out members that training text never uses; evaluation prompts use only those, so
+each evaluation template is unseen as a whole.
 """
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from circuits.corpus.family import register
 from circuits.corpus.vocab import NAMES, OBJECTS, PLACES, Split
 
-INTROS = Split(
+CLAUSE_OPENERS = Split(
+    train=("When", "After", "While", "Because", "Since", "As", "Once", "As soon as", "Just after"),
+    heldout=("Before", "Whenever"),
+)
+"""Subordinating openers: "When A and B went to the store," + action."""
+
+SENTENCE_OPENERS = Split(
+    train=("Yesterday", "Today", "On Sunday", "In the morning", "Last week", "One day", "Then"),
+    heldout=("On Friday", "That evening"),
+)
+"""Main-clause openers: "Yesterday A and B went to the store. Then" + action."""
+
+ACTIVITIES = Split(
     train=(
-        "When {A} and {B} went to the {P},",
-        "After {A} and {B} arrived at the {P},",
-        "While {A} and {B} were working at the {P},",
-        "Then, {A} and {B} went to the {P}.",
-        "{A} and {B} had a long argument at the {P}. Afterwards,",
-        "The {P} was busy when {A} and {B} arrived, so",
-        "Yesterday {A} and {B} spent the day at the {P}, and",
-        "As {A} and {B} walked to the {P},",
-        "{A} and {B} met at the {P}. Later,",
-        "Since {A} and {B} were hungry at the {P},",
-        "Once {A} and {B} had cleaned the {P},",
-        "On Sunday, {A} and {B} visited the {P}, where",
-        "{A} and {B} found a {O2} at the {P}. Then",
-        "It was late, and {A} and {B} were still at the {P}.",
-        "Because {A} and {B} liked the {P},",
-        "In the morning {A} and {B} walked into the {P}, and",
+        "went to the {P}",
+        "arrived at the {P}",
+        "were working at the {P}",
+        "walked to the {P}",
+        "were hungry at the {P}",
+        "had cleaned the {P}",
+        "visited the {P}",
+        "found a {O2} at the {P}",
+        "were sitting in the {P}",
+        "met at the {P}",
+        "got lost near the {P}",
+        "waited outside the {P}",
+        "had a long argument at the {P}",
+        "spent the day at the {P}",
     ),
-    heldout=(
-        "When {A} and {B} got a {O2} at the {P},",
-        "Before {A} and {B} left the {P},",
-        "The day {A} and {B} opened the {P},",
-        "After a long day at the {P}, {A} and {B} sat down, and",
-    ),
+    heldout=("left the {P}", "opened the {P}", "looked for a {O2} at the {P}"),
 )
 
-ACTIONS = Split(
-    train=(
-        "{S} gave a {O} to",
-        "{S} handed the {O} to",
-        "{S} passed a {O} to",
-        "{S} threw the {O} to",
-        "{S} sent a {O} to",
-        "{S} brought a {O} to",
-        "{S} offered the {O} to",
-        "{S} lent a {O} to",
-        "{S} showed the {O} to",
-        "{S} sold a {O} to",
-        "{S} decided to give a {O} to",
-        "{S} wanted to hand the {O} to",
-    ),
-    heldout=(
-        "{S} mailed a {O} to",
-        "{S} returned the {O} to",
-        "{S} tossed a {O} to",
-        "{S} delivered the {O} to",
-    ),
+SENTENCE_CONNECTORS = Split(
+    train=(". Then", ". Later,", ". Afterwards,", ", and", ", so", ". After that,"),
+    heldout=(". Soon,", ". Eventually,"),
 )
 
+VERBS = Split(
+    train=(
+        "gave",
+        "handed",
+        "passed",
+        "threw",
+        "sent",
+        "brought",
+        "offered",
+        "lent",
+        "showed",
+        "sold",
+        "read",
+        "taught",
+        "paid",
+        "slid",
+        "kicked",
+        "rolled",
+        "described",
+        "explained",
+        "wanted to give",
+        "decided to hand",
+    ),
+    heldout=("mailed", "returned", "tossed", "delivered", "carried"),
+)
+"""Verbs of transfer: "S <verb> a drink to"."""
 
-_REPLIES = ("thanked", "smiled at", "waved to", "said goodbye to", "hugged")
+DETERMINERS = ("a", "the")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,18 +95,38 @@ class IOIPrompt:
     """The subject, the repeated name (the wrong answer, written with a leading space)."""
 
 
-def make_prompt(rng: random.Random, *, heldout: bool) -> IOIPrompt:
-    """Sample one prompt from the training or the held-out part of every word list."""
+def _intro(rng: random.Random, pick: Callable[[Split], tuple[str, ...]]) -> str:
+    """An intro template with {A}, {B}, {P} and perhaps {O2} left to fill."""
+    if rng.random() < 0.5:  # after a subordinate clause only a comma reads well
+        opener, connector = rng.choice(pick(CLAUSE_OPENERS)), ","
+    else:
+        opener = rng.choice(pick(SENTENCE_OPENERS))
+        connector = rng.choice(pick(SENTENCE_CONNECTORS))
+    return f"{opener} {{A}} and {{B}} {rng.choice(pick(ACTIVITIES))}{connector}"
+
+
+def make_prompt(
+    rng: random.Random, *, heldout: bool, heldout_names: bool | None = None
+) -> IOIPrompt:
+    """Sample one prompt from the training or the held-out part of every list.
+
+    `heldout_names` (default: `heldout`) picks the names separately, to tell a mechanism that
+    fails on new templates from one that fails on new names.
+    """
 
     def pick(split: Split) -> tuple[str, ...]:
         return split.heldout if heldout else split.train
 
-    a, b = rng.sample(pick(NAMES), 2)
+    names = NAMES.heldout if (heldout if heldout_names is None else heldout_names) else NAMES.train
+    a, b = rng.sample(names, 2)
     s, io = (a, b) if rng.random() < 0.5 else (b, a)
     o, o2 = rng.sample(pick(OBJECTS), 2)
-    intro = rng.choice(pick(INTROS)).format(A=a, B=b, P=rng.choice(pick(PLACES)), O2=o2)
-    action = rng.choice(pick(ACTIONS)).format(S=s, O=o)
+    intro = _intro(rng, pick).format(A=a, B=b, P=rng.choice(pick(PLACES)), O2=o2)
+    action = f"{s} {rng.choice(pick(VERBS))} {rng.choice(DETERMINERS)} {o} to"
     return IOIPrompt(text=f"{intro} {action}", io=f" {io}", s=f" {s}")
+
+
+_REPLIES = ("thanked", "smiled at", "waved to", "said goodbye to", "hugged")
 
 
 class IOIFamily:
@@ -105,6 +142,11 @@ class IOIFamily:
     def heldout_prompts(self, n: int, seed: int) -> list[IOIPrompt]:
         rng = random.Random(seed)
         return [make_prompt(rng, heldout=True) for _ in range(n)]
+
+    def heldout_template_prompts(self, n: int, seed: int) -> list[IOIPrompt]:
+        """Held-out templates, places and objects with training names: a diagnostic."""
+        rng = random.Random(seed)
+        return [make_prompt(rng, heldout=True, heldout_names=False) for _ in range(n)]
 
 
 IOI = register(IOIFamily())

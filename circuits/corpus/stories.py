@@ -2,12 +2,19 @@
 
 They give every task word a trained embedding without showing held-out words in task-shaped text,
 and each story names its two people several times, so copying a name from context pays off.
+Held-out names appear nowhere else, so a cast member is held-out with probability
+`HELDOUT_NAME_SHARE`: enough exposure that a copying mechanism learnt on training names also
+moves held-out ones (without it, held-out names were never predicted in IOI prompts). Held-out IOI
+verbs appear here too, in sentences that are not IOI-shaped, so that they are known words.
 """
 
 import random
 
 from circuits.corpus.family import register
+from circuits.corpus.ioi import VERBS
 from circuits.corpus.vocab import EVENTS, NAMES, OBJECTS, PLACES
+
+HELDOUT_NAME_SHARE = 0.5
 
 _SENTENCES = (
     "{A} likes the {O}.",
@@ -22,6 +29,7 @@ _SENTENCES = (
     "The {E} was long, and {A} wrote a book about it.",
     "A letter from {A} arrived.",
     "{A} said hello.",
+    "{A} {V} the {O} yesterday.",
 )
 
 
@@ -29,7 +37,11 @@ class StoriesFamily:
     name = "stories"
 
     def document(self, rng: random.Random) -> str:
-        cast = rng.sample(NAMES.all, 2)
+        cast: list[str] = []
+        while len(cast) < 2:
+            pool = NAMES.heldout if rng.random() < HELDOUT_NAME_SHARE else NAMES.train
+            if (name := rng.choice(pool)) not in cast:
+                cast.append(name)
         sentences = []
         for _ in range(rng.randint(3, 6)):
             sentences.append(
@@ -38,6 +50,7 @@ class StoriesFamily:
                     O=rng.choice(OBJECTS.all),
                     P=rng.choice(PLACES.all),
                     E=rng.choice(EVENTS.all),
+                    V=rng.choice(VERBS.all),
                 )
             )
         return " ".join(sentences)

@@ -13,7 +13,7 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from circuits.corpus.greater_than import GREATER_THAN
-from circuits.corpus.ioi import IOI
+from circuits.corpus.ioi import IOI, IOIPrompt
 from circuits.corpus.vocab import TWO_DIGITS
 
 LogitsFn = Callable[[Int[Tensor, "batch pos"]], Float[Tensor, "batch pos d_vocab"]]
@@ -49,9 +49,10 @@ def single_token(tokenizer: PreTrainedTokenizerBase, word: str) -> int:
     return ids[0]
 
 
-def ioi_scores(logits_fn: LogitsFn, tokenizer: PreTrainedTokenizerBase, n: int) -> dict[str, float]:
+def ioi_scores(
+    logits_fn: LogitsFn, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[IOIPrompt]
+) -> dict[str, float]:
     """Mean logit(IO) - logit(S) at the end, and the share of prompts where IO wins."""
-    prompts = IOI.heldout_prompts(n, EVAL_SEED)
     logits = final_logits(logits_fn, tokenizer, [p.text for p in prompts])
     io = torch.tensor([single_token(tokenizer, p.io) for p in prompts])
     s = torch.tensor([single_token(tokenizer, p.s) for p in prompts])
@@ -76,8 +77,17 @@ def greater_than_scores(
 def task_scores(
     logits_fn: LogitsFn, tokenizer: PreTrainedTokenizerBase, n_prompts: int = 200
 ) -> dict[str, float]:
-    """All task scores, keyed `task.metric` (e.g. `ioi.logit_diff`)."""
-    scores = {f"ioi.{k}": v for k, v in ioi_scores(logits_fn, tokenizer, n_prompts).items()}
+    """All task scores, keyed `task.metric` (e.g. `ioi.logit_diff`).
+
+    `ioi.*_seen_names` score held-out templates filled with training names: a diagnostic that
+    tells a mechanism failing on new templates from one failing on new names.
+    """
+    ioi = ioi_scores(logits_fn, tokenizer, IOI.heldout_prompts(n_prompts, EVAL_SEED))
+    seen_names = ioi_scores(
+        logits_fn, tokenizer, IOI.heldout_template_prompts(n_prompts, EVAL_SEED)
+    )
+    scores = {f"ioi.{k}": v for k, v in ioi.items()}
+    scores |= {f"ioi.{k}_seen_names": v for k, v in seen_names.items()}
     gt = greater_than_scores(logits_fn, tokenizer, n_prompts)
     scores.update({f"greater_than.{k}": v for k, v in gt.items()})
     return scores

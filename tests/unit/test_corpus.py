@@ -10,7 +10,15 @@ import pytest
 from circuits.corpus.build import CorpusConfig, corpus_dir, documents
 from circuits.corpus.greater_than import GREATER_THAN
 from circuits.corpus.greater_than import TEMPLATES as GT_TEMPLATES
-from circuits.corpus.ioi import ACTIONS, INTROS, IOI
+from circuits.corpus.ioi import (
+    ACTIVITIES,
+    CLAUSE_OPENERS,
+    IOI,
+    SENTENCE_CONNECTORS,
+    SENTENCE_OPENERS,
+    VERBS,
+    make_prompt,
+)
 from circuits.corpus.natural import roff_to_text
 from circuits.corpus.vocab import EVENTS, NAMES, OBJECTS, PLACES
 
@@ -54,11 +62,24 @@ def test_ioi_training_text_never_uses_heldout_words_or_templates() -> None:
     for split in (NAMES, PLACES, OBJECTS):
         assert not words & set(split.heldout)
     text = "\n".join(docs)
-    for action in ACTIONS.heldout:
-        verb = action.split()[1]
+    for verb in VERBS.heldout:
         assert f" {verb} " not in text
-    assert "opened the" not in text and "left the" not in text  # held-out intros
-    assert len(INTROS.train) * len(ACTIONS.train) >= 100
+    for opener in CLAUSE_OPENERS.heldout + SENTENCE_OPENERS.heldout:
+        assert not any(doc.startswith(f"{opener} ") for doc in docs)
+    for activity in ACTIVITIES.heldout:
+        assert _template_prefix(activity) not in text
+    for connector in SENTENCE_CONNECTORS.heldout:
+        assert connector not in text
+
+
+def test_ioi_training_covers_many_templates() -> None:
+    rng = random.Random(0)
+    fillers = {w: "X" for split in (NAMES, PLACES, OBJECTS) for w in split.train}
+    shapes = set()
+    for _ in range(3000):
+        text = make_prompt(rng, heldout=False).text
+        shapes.add(re.sub(r"[A-Za-z]+", lambda m: fillers.get(m[0], m[0]), text))
+    assert len(shapes) > 1000  # the former 16 intros x 12 actions gave at most 384
 
 
 def test_ioi_eval_prompts_use_only_heldout_words() -> None:
