@@ -21,12 +21,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from circuits.corpus.build import corpus_dir, load_corpus_tokenizer
+from circuits.corpus.tokenizer import END_OF_TEXT
 from circuits.models import load_model
 from circuits.zoo.train import document_starts
 from transcoders.config import HarvestConfig, TrainConfig, default_config
-from transcoders.corpus import load_corpus_tokens, window_length
+from transcoders.corpus import (
+    CorpusTokens,
+    corpus_config_for,
+    load_corpus_tokens,
+    window_length,
+)
 from transcoders.harvest import Activations, harvest_chunk
 from transcoders.train import fit_to_batch, init_state, train_step, train_transcoders
 from transcoders.transcoder_set import model_id
@@ -60,6 +68,16 @@ def commit() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def any_corpus(spec: str) -> CorpusTokens:
+    """The cached corpus of `spec` without the tokenizer check (for speed only)."""
+    path = corpus_dir(corpus_config_for(spec))
+    eot = load_corpus_tokenizer(path).convert_tokens_to_ids(END_OF_TEXT)
+    assert isinstance(eot, int)
+    return CorpusTokens(
+        train=np.load(path / "train.npy", mmap_mode="r"), val=np.load(path / "val.npy"), eot=eot
+    )
 
 
 def measure_harvest(bridge: Any, corpus: Any, seq_len: int, n_tokens: int) -> float:
@@ -148,7 +166,8 @@ def render(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"Training: kind {report['kind']}, d_transcoder {report['d_transcoder']}, k {report['k']}, "
-        f"batch {report['batch_size']}; default run = {report['tokens']:,} tokens."
+        f"batch {report['batch_size']}, windows of {report['seq_len']} tokens; "
+        f"default run = {report['tokens']:,} tokens."
     )
     if "full_run" in report:
         run = report["full_run"]
@@ -169,10 +188,16 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=20)
     parser.add_argument("--tokens", type=int, default=defaults.n_tokens, help="default run size")
     parser.add_argument("--full-run", action="store_true", help="also time a default run")
+    parser.add_argument(
+        "--any-corpus",
+        action="store_true",
+        help="use the cached default corpus even if its tokenizer is not the model's (token "
+        "identities do not change the speed; the numbers of --full-run then mean nothing)",
+    )
     args = parser.parse_args()
 
     bridge = load_model(args.model)
-    corpus = load_corpus_tokens(args.model, bridge)
+    corpus = any_corpus(args.model) if args.any_corpus else load_corpus_tokens(args.model, bridge)
     seq_len = window_length(args.model, bridge)
     report: dict[str, Any] = {
         "model": model_id(args.model),
@@ -181,6 +206,8 @@ def main() -> None:
         "kind": args.kind,
         "batch_size": args.batch_size,
         "tokens": args.tokens,
+        "seq_len": seq_len,
+        "any_corpus": args.any_corpus,
         "runs": [],
     }
     for threads in args.threads:

@@ -1,4 +1,4 @@
-"""The token arrays a model's transcoders are trained and evaluated on.
+"""The token arrays a model's transcoders are trained and evaluated on, and the window length.
 
 Zoo models use the corpus they were trained on; any other model uses the default corpus if its
 tokenizer is the corpus tokenizer (same vocabulary), and is refused otherwise.
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from circuits.corpus.build import CorpusConfig, load_corpus_tokenizer, load_or_build_corpus
+from circuits.corpus.build import CorpusConfig, corpus_dir, load_corpus_tokenizer
 from circuits.corpus.tokenizer import END_OF_TEXT
 from circuits.models import ZOO_PREFIX
 from transcoders.errors import TranscoderError
@@ -47,8 +47,17 @@ def window_length(spec: str, bridge: Any) -> int:
 
 
 def load_corpus_tokens(spec: str, bridge: Any) -> CorpusTokens:
-    """The corpus for `spec` (built if missing), checked to share the model's tokenizer."""
-    path = load_or_build_corpus(corpus_config_for(spec))
+    """The cached corpus for `spec`, checked to share the model's tokenizer.
+
+    A missing corpus is not built here: a corpus rebuilt by other code under the same config
+    need not be the text the model was trained on.
+    """
+    path = corpus_dir(corpus_config_for(spec))
+    if not (path / "corpus.json").exists():
+        raise TranscoderError(
+            f"the corpus of {spec} is not in the cache ({path}); build it with `circuits corpus "
+            "build` (transcoders must be trained on the corpus the model was trained on)"
+        )
     tokenizer = load_corpus_tokenizer(path)
     if tokenizer.get_vocab() != bridge.tokenizer.get_vocab():
         raise TranscoderError(

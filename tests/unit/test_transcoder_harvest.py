@@ -110,3 +110,27 @@ def test_windows_are_as_long_as_the_model_was_trained_on(tiny_bridge) -> None:
     assert window_length("zoo:tiny", long_context) == zoo_model("tiny").train.seq_len
     assert window_length("some/model", long_context) == 256
     assert window_length("some/model", tiny_bridge) == fixtures.N_CTX
+
+
+def test_corpus_is_never_built_behind_the_users_back(tiny_bridge, tmp_path, monkeypatch) -> None:
+    from transcoders.corpus import load_corpus_tokens
+    from transcoders.errors import TranscoderError
+
+    monkeypatch.setenv("CIRCUITS_CACHE", str(tmp_path))
+    with pytest.raises(TranscoderError, match="circuits corpus build"):
+        load_corpus_tokens("zoo:tiny", tiny_bridge)
+    assert not any(tmp_path.iterdir())
+
+
+def test_corpus_of_another_tokenizer_is_refused(small_tokens, small_cache, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from tests.conftest import SMALL_CORPUS
+    from transcoders.corpus import load_corpus_tokens
+    from transcoders.errors import TranscoderError
+
+    monkeypatch.setenv("CIRCUITS_CACHE", str(small_cache))
+    monkeypatch.setattr("transcoders.corpus.corpus_config_for", lambda spec: SMALL_CORPUS)
+    other = SimpleNamespace(tokenizer=SimpleNamespace(get_vocab=lambda: {"a": 0}))
+    with pytest.raises(TranscoderError, match="not the corpus tokenizer"):
+        load_corpus_tokens("some/model", other)
