@@ -15,3 +15,7 @@ class CorpusError(CircuitsError):
 
 class CheckpointError(CircuitsError):
     """A training checkpoint that is missing, corrupted or from a different configuration."""
+
+
+class AttributionError(CircuitsError):
+    """A model, prompt or target that the attribution engine cannot handle as given."""

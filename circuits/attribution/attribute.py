@@ -1,0 +1,235 @@
+"""The full attribution graph of one prompt: every direct effect between active nodes.
+
+One forward pass of the frozen replacement model runs with a batch of `batch_size` copies of
+the prompt; each backward pass then injects a different target row into each copy (a feature's
+encoder direction at its layer's MLP input, or a target's logit direction) and reads the
+gradients at every source site at once. An edge is the gradient at the source's site dotted
+with the vector the source writes: `activation * W_dec[f]` for a feature, the error vector for
+an error node, the embedding for a token.
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm import tqdm
+
+from circuits.attribution.graph import Graph
+from circuits.attribution.nodes import NodeIndex
+from circuits.attribution.replacement import ReplacementModel, SourceScales, Trace
+from circuits.attribution.targets import Target
+from circuits.errors import AttributionError
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttributionConfig:
+    """How the full graph is computed and how much of it is kept."""
+
+    batch_size: int = 64
+    """Target rows per backward pass (copies of the prompt in the one forward pass)."""
+    max_edges_per_row: int | None = None
+    """Keep only the strongest incoming edges of each node (None: all non-zero edges). Bounds
+    memory by the number of edges kept instead of the square of the number of nodes."""
+    feature_chunk: int = 4096
+    """Active features whose edges are computed together (bounds a temporary tensor)."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_edges_per_row is not None and self.max_edges_per_row < 1:
+            raise ValueError(
+                f"max_edges_per_row must be >= 1 or None, got {self.max_edges_per_row}"
+            )
+        if self.feature_chunk < 1:
+            raise ValueError(f"feature_chunk must be >= 1, got {self.feature_chunk}")
+
+
+def node_index(trace: Trace, targets: list[Target]) -> NodeIndex:
+    """The layout of `trace`'s graph: its tokens, active features, errors and `targets`."""
+    rows = [
+        torch.stack([torch.full_like(f.pos, layer), f.pos, f.feature], -1)
+        for layer, f in enumerate(trace.features)
+    ]
+    features = torch.cat(rows) if rows else torch.empty(0, 3, dtype=torch.long)
+    return NodeIndex(trace.tokens, features, trace.n_layers, [t.name for t in targets])
+
+
+def constants(model: ReplacementModel, trace: Trace, targets: list[Target]) -> Tensor:
+    """Each row node's value with every source removed (the contribution of biases alone)."""
+    zeros = SourceScales.ones(trace)
+    zeros = SourceScales(
+        token=zeros.token * 0, feature=[s * 0 for s in zeros.feature], error=zeros.error * 0
+    )
+    with torch.no_grad():
+        replay = model.replay(trace, zeros)
+    return row_values(model, trace, targets, replay.mlp_in, replay.logits)[0]
+
+
+def row_values(
+    model: ReplacementModel,
+    trace: Trace,
+    targets: list[Target],
+    mlp_in: list[Tensor],
+    logits: Tensor,
+) -> Float[Tensor, "batch n_rows"]:
+    """Feature pre-activations and target values read from (batched) MLP inputs and logits, in
+    row order."""
+    values = []
+    for layer, active in enumerate(trace.features):
+        transcoder = model.transcoders[layer]
+        W_enc = transcoder.W_enc.to(model.dtype)[:, active.feature]  # [d_model, n_active]
+        x = mlp_in[layer][:, active.pos]  # [batch, n_active, d_model]
+        values.append((x * W_enc.T).sum(-1) + transcoder.b_enc.to(model.dtype)[active.feature])
+    for target in targets:
+        values.append((logits[:, target.pos] @ target.direction.to(model.dtype))[:, None])
+    return torch.cat(values, -1)
+
+
+def attribute(
+    model: ReplacementModel,
+    tokens: Tensor,
+    targets: list[Target],
+    config: AttributionConfig | None = None,
+    *,
+    prompt: str = "",
+) -> Graph:
+    """The full attribution graph of `tokens` explaining `targets`."""
+    config = config or AttributionConfig()
+    if not targets:
+        raise AttributionError("attribute needs at least one target")
+    trace = model.trace(tokens)
+    for target in targets:
+        if not -trace.n_pos <= target.pos < trace.n_pos:
+            raise AttributionError(
+                f"target {target.name!r} reads position {target.pos}, outside the prompt"
+            )
+    index = node_index(trace, targets)
+    rows, cols, vals = [], [], []
+    for start, block in row_blocks(model, trace, targets, index, config):
+        r, c, v = sparsify(block, config.max_edges_per_row)
+        rows.append(r + start)
+        cols.append(c)
+        vals.append(v)
+    n_rows = index.n_nodes - index.feature_start
+    values = row_values(model, trace, targets, [x[None] for x in trace.mlp_in], trace.logits[None])[
+        0
+    ]
+    return Graph(
+        index=index,
+        edge_rows=torch.cat(rows) + index.feature_start,
+        edge_cols=torch.cat(cols),
+        edge_weights=torch.cat(vals),
+        activations=torch.cat([f.activation for f in trace.features]),
+        row_values=values,
+        row_constants=constants(model, trace, targets),
+        targets=targets,
+        prompt=prompt,
+        model=getattr(model.transcoders, "model", ""),
+        config=asdict(config) | {"engine": "full", "n_rows": n_rows},
+    )
+
+
+def row_blocks(
+    model: ReplacementModel,
+    trace: Trace,
+    targets: list[Target],
+    index: NodeIndex,
+    config: AttributionConfig,
+):
+    """Yield (first row, dense block of incoming edges [rows, sources]) for every row node."""
+    n_rows = index.n_nodes - index.feature_start
+    batch = min(config.batch_size, n_rows)
+    d_model = trace.embedding.shape[-1]
+    probes = [
+        torch.zeros(batch, trace.n_pos, d_model, dtype=model.dtype, requires_grad=True)
+        for _ in range(model.n_layers + 1)
+    ]
+    with torch.enable_grad():
+        replay = model.replay(trace, SourceScales.ones(trace, batch), probes)
+    injections = Injections(model, trace, targets)
+    bar = tqdm(
+        total=n_rows, desc="attribution", unit="row", disable=not config.progress, leave=False
+    )
+    for start in range(0, n_rows, batch):
+        stop = min(start + batch, n_rows)
+        objective = injections.objective(replay.mlp_in, replay.logits, start, stop)
+        grads = torch.autograd.grad(
+            objective, probes, retain_graph=stop < n_rows, allow_unused=True
+        )
+        grads = [
+            torch.zeros_like(p) if g is None else g for g, p in zip(grads, probes, strict=True)
+        ]
+        yield start, edges_from_gradients(model, trace, index, grads, stop - start, config)
+        bar.update(stop - start)
+    bar.close()
+
+
+class Injections:
+    """The per-row gradients to inject: a feature row injects its encoder column at its MLP
+    input, a target row its logit direction at its position."""
+
+    def __init__(self, model: ReplacementModel, trace: Trace, targets: list[Target]) -> None:
+        layers, pos, directions = [], [], []
+        for layer, active in enumerate(trace.features):
+            W_enc = model.transcoders[layer].W_enc.to(model.dtype)
+            layers.append(torch.full_like(active.pos, layer))
+            pos.append(active.pos)
+            directions.append(W_enc[:, active.feature].T)
+        self.layer = torch.cat(layers)
+        self.pos = torch.cat(pos)
+        self.enc = torch.cat(directions) if directions else torch.empty(0)
+        self.n_features = len(self.layer)
+        self.targets = targets
+        self.n_pos = trace.n_pos
+
+    def objective(self, mlp_in: list[Tensor], logits: Tensor, start: int, stop: int) -> Tensor:
+        total = logits.new_zeros(())
+        for i, row in enumerate(range(start, stop)):
+            if row < self.n_features:
+                layer, pos = int(self.layer[row]), int(self.pos[row])
+                total = total + mlp_in[layer][i, pos] @ self.enc[row]
+            else:
+                target = self.targets[row - self.n_features]
+                total = total + logits[i, target.pos] @ target.direction.to(logits.dtype)
+        return total
+
+
+def edges_from_gradients(
+    model: ReplacementModel,
+    trace: Trace,
+    index: NodeIndex,
+    grads: list[Tensor],
+    n: int,
+    config: AttributionConfig,
+) -> Float[Tensor, "n n_sources"]:
+    """Dense incoming edges of `n` rows from the gradients at the source sites (one row per
+    batch element): gradient at the site · vector the source writes."""
+    block = torch.zeros(n, index.target_start, dtype=model.dtype)
+    block[:, : index.n_pos] = (grads[-1][:n] * trace.embedding).sum(-1)
+    for layer, active in enumerate(trace.features):
+        grad = grads[layer][:n]
+        columns = index.feature_slice(layer)
+        W_dec = model.transcoders[layer].W_dec
+        for lo in range(0, len(active), config.feature_chunk):
+            hi = min(lo + config.feature_chunk, len(active))
+            written = active.activation[lo:hi, None] * W_dec[active.feature[lo:hi]].to(model.dtype)
+            edges = (grad[:, active.pos[lo:hi]] * written).sum(-1)
+            block[:, columns.start + lo : columns.start + hi] = edges
+        first = index.error(layer, 0)
+        block[:, first : first + index.n_pos] = (grad * trace.errors[layer]).sum(-1)
+    return block
+
+
+def sparsify(
+    block: Float[Tensor, "n n_sources"], max_per_row: int | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(row, column, weight) of the non-zero entries of `block`, at most `max_per_row` (the
+    largest in absolute value) per row."""
+    if max_per_row is not None and max_per_row < block.shape[1]:
+        keep = block.abs().topk(max_per_row, dim=1).indices
+        mask = torch.zeros_like(block, dtype=torch.bool).scatter_(1, keep, True)
+        block = torch.where(mask, block, 0)
+    rows, cols = block.nonzero(as_tuple=True)
+    return rows, cols, block[rows, cols]
