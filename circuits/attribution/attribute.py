@@ -97,73 +97,133 @@ def attribute(
 ) -> Graph:
     """The full attribution graph of `tokens` explaining `targets`."""
     config = config or AttributionConfig()
+    trace, index = prepare(model, tokens, targets)
+    attributor = RowAttributor(model, trace, targets, index, config)
+    n_rows = index.n_nodes - index.feature_start
+    rows, cols, vals = [], [], []
+    bar = tqdm(
+        total=n_rows, desc="attribution", unit="row", disable=not config.progress, leave=False
+    )
+    for start in range(0, n_rows, attributor.batch):
+        chunk = torch.arange(start, min(start + attributor.batch, n_rows))
+        r, c, v = sparsify(attributor.incoming(chunk), config.max_edges_per_row)
+        rows.append(chunk[r])
+        cols.append(c)
+        vals.append(v)
+        bar.update(len(chunk))
+    bar.close()
+    return make_graph(
+        model,
+        trace,
+        targets,
+        index,
+        (torch.cat(rows), torch.cat(cols), torch.cat(vals)),
+        prompt=prompt,
+        config=asdict(config) | {"engine": "full"},
+    )
+
+
+def prepare(
+    model: ReplacementModel, tokens: Tensor, targets: list[Target]
+) -> tuple[Trace, NodeIndex]:
+    """Trace `tokens` and lay out the graph's nodes; checks the targets."""
     if not targets:
-        raise AttributionError("attribute needs at least one target")
+        raise AttributionError("attribution needs at least one target")
     trace = model.trace(tokens)
     for target in targets:
         if not -trace.n_pos <= target.pos < trace.n_pos:
             raise AttributionError(
-                f"target {target.name!r} reads position {target.pos}, outside the prompt"
+                f"target {target.name!r} reads position {target.pos}, outside the "
+                f"{trace.n_pos}-token prompt"
             )
-    index = node_index(trace, targets)
-    rows, cols, vals = [], [], []
-    for start, block in row_blocks(model, trace, targets, index, config):
-        r, c, v = sparsify(block, config.max_edges_per_row)
-        rows.append(r + start)
-        cols.append(c)
-        vals.append(v)
-    n_rows = index.n_nodes - index.feature_start
-    values = row_values(model, trace, targets, [x[None] for x in trace.mlp_in], trace.logits[None])[
-        0
-    ]
-    return Graph(
-        index=index,
-        edge_rows=torch.cat(rows) + index.feature_start,
-        edge_cols=torch.cat(cols),
-        edge_weights=torch.cat(vals),
-        activations=torch.cat([f.activation for f in trace.features]),
-        row_values=values,
-        row_constants=constants(model, trace, targets),
-        targets=targets,
-        prompt=prompt,
-        model=getattr(model.transcoders, "model", ""),
-        config=asdict(config) | {"engine": "full", "n_rows": n_rows},
-    )
+    return trace, node_index(trace, targets)
 
 
-def row_blocks(
+def make_graph(
     model: ReplacementModel,
     trace: Trace,
     targets: list[Target],
     index: NodeIndex,
-    config: AttributionConfig,
-):
-    """Yield (first row, dense block of incoming edges [rows, sources]) for every row node."""
-    n_rows = index.n_nodes - index.feature_start
-    batch = min(config.batch_size, n_rows)
-    d_model = trace.embedding.shape[-1]
-    probes = [
-        torch.zeros(batch, trace.n_pos, d_model, dtype=model.dtype, requires_grad=True)
-        for _ in range(model.n_layers + 1)
-    ]
-    with torch.enable_grad():
-        replay = model.replay(trace, SourceScales.ones(trace, batch), probes)
-    injections = Injections(model, trace, targets)
-    bar = tqdm(
-        total=n_rows, desc="attribution", unit="row", disable=not config.progress, leave=False
+    edges: tuple[Tensor, Tensor, Tensor],
+    *,
+    prompt: str,
+    config: dict,
+) -> Graph:
+    """A `Graph` from edges given as (row offset from the first feature, column, weight)."""
+    rows, cols, weights = edges
+    values = row_values(model, trace, targets, [x[None] for x in trace.mlp_in], trace.logits[None])
+    return Graph(
+        index=index,
+        edge_rows=rows + index.feature_start,
+        edge_cols=cols,
+        edge_weights=weights,
+        activations=torch.cat([f.activation for f in trace.features]),
+        row_values=values[0],
+        row_constants=constants(model, trace, targets),
+        targets=targets,
+        prompt=prompt,
+        model=model.model_id,
+        transcoders=model.transcoders_id,
+        config=config,
     )
-    for start in range(0, n_rows, batch):
-        stop = min(start + batch, n_rows)
-        objective = injections.objective(replay.mlp_in, replay.logits, start, stop)
-        grads = torch.autograd.grad(
-            objective, probes, retain_graph=stop < n_rows, allow_unused=True
+
+
+class RowAttributor:
+    """Computes the incoming edges of any row nodes of one prompt's graph.
+
+    One forward pass of `batch` frozen copies of the prompt is kept; each call to `incoming`
+    then costs one backward pass per `batch` rows: row i injects its gradient into copy i (a
+    feature's encoder column at its MLP input, a target's direction at its logits) and the
+    gradients at every source site come back at once.
+    """
+
+    def __init__(
+        self,
+        model: ReplacementModel,
+        trace: Trace,
+        targets: list[Target],
+        index: NodeIndex,
+        config: AttributionConfig,
+    ) -> None:
+        self.model, self.trace, self.targets, self.index, self.config = (
+            model,
+            trace,
+            targets,
+            index,
+            config,
         )
-        grads = [
-            torch.zeros_like(p) if g is None else g for g, p in zip(grads, probes, strict=True)
+        n_rows = index.n_nodes - index.feature_start
+        self.batch = min(config.batch_size, n_rows)
+        d_model = trace.embedding.shape[-1]
+        self.probes = [
+            torch.zeros(self.batch, trace.n_pos, d_model, dtype=model.dtype, requires_grad=True)
+            for _ in range(model.n_layers + 1)
         ]
-        yield start, edges_from_gradients(model, trace, index, grads, stop - start, config)
-        bar.update(stop - start)
-    bar.close()
+        with torch.enable_grad():
+            self.replay = model.replay(trace, SourceScales.ones(trace, self.batch), self.probes)
+        self.injections = Injections(model, trace, targets)
+        self.n_backward = 0
+
+    def incoming(self, rows: Tensor) -> Float[Tensor, "n_rows n_sources"]:
+        """Dense incoming edges of `rows` (offsets from the first feature node)."""
+        blocks = []
+        for lo in range(0, len(rows), self.batch):
+            chunk = rows[lo : lo + self.batch].tolist()
+            objective = self.injections.objective(self.replay.mlp_in, self.replay.logits, chunk)
+            grads = torch.autograd.grad(
+                objective, self.probes, retain_graph=True, allow_unused=True
+            )
+            self.n_backward += 1
+            grads = [
+                torch.zeros_like(p) if g is None else g
+                for g, p in zip(grads, self.probes, strict=True)
+            ]
+            blocks.append(
+                edges_from_gradients(
+                    self.model, self.trace, self.index, grads, len(chunk), self.config
+                )
+            )
+        return torch.cat(blocks)
 
 
 class Injections:
@@ -179,14 +239,13 @@ class Injections:
             directions.append(W_enc[:, active.feature].T)
         self.layer = torch.cat(layers)
         self.pos = torch.cat(pos)
-        self.enc = torch.cat(directions) if directions else torch.empty(0)
+        self.enc = torch.cat(directions)
         self.n_features = len(self.layer)
         self.targets = targets
-        self.n_pos = trace.n_pos
 
-    def objective(self, mlp_in: list[Tensor], logits: Tensor, start: int, stop: int) -> Tensor:
+    def objective(self, mlp_in: list[Tensor], logits: Tensor, rows: list[int]) -> Tensor:
         total = logits.new_zeros(())
-        for i, row in enumerate(range(start, stop)):
+        for i, row in enumerate(rows):
             if row < self.n_features:
                 layer, pos = int(self.layer[row]), int(self.pos[row])
                 total = total + mlp_in[layer][i, pos] @ self.enc[row]

@@ -119,7 +119,14 @@ class ReplacementModel:
     """A TransformerBridge model and a transcoder set, able to trace a prompt and replay it
     frozen. Refuses models whose attention patterns cannot be frozen."""
 
-    def __init__(self, bridge: Any, transcoders: TranscoderSet, *, include_bos: bool = False):
+    def __init__(
+        self,
+        bridge: Any,
+        transcoders: TranscoderSet,
+        *,
+        include_bos: bool = False,
+        transcoders_id: str = "",
+    ):
         transcoders.check_fits(bridge)
         # Gradients are only ever taken with respect to probes at the source sites; parameters
         # out of autograd keep the batched forward pass small. Eval mode gives batchtopk its
@@ -131,6 +138,10 @@ class ReplacementModel:
         position (the default) would give it meaningless features; its MLP output is then all
         error."""
         self.n_layers: int = bridge.cfg.n_layers
+        self.model_id: str = transcoders.model
+        """Id of the model (the transcoder set records the model it was trained on)."""
+        self.transcoders_id = transcoders_id
+        """Where the transcoder set came from (its directory), for the graph's metadata."""
         self.dtype = next(bridge.parameters()).dtype
         check_attention_is_frozen(bridge)
 

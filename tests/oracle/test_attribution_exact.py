@@ -124,3 +124,25 @@ def test_models_whose_attention_cannot_be_frozen_are_refused(root):
     bridge = random_bridge("gptneo", root)
     with pytest.raises(AttributionError, match=r"GPTNeo.*cannot be frozen"):
         ReplacementModel(bridge, random_transcoders("relu", skip=False))
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "llama"])
+def test_recursive_attribution_agrees_with_the_full_graph(root, architecture):
+    from circuits.attribution.recursive import RecursiveConfig, attribute_recursive
+
+    bridge = random_bridge(architecture, root)
+    model, _, targets, full = _graph(bridge, random_transcoders("topk", skip=True))
+    config = RecursiveConfig(max_depth=3, beam=4, threshold=0.0, batch_size=5)
+    sub = attribute_recursive(model, _prompt(), targets, config)
+    assert sub.index.n_nodes == full.index.n_nodes
+    dense = full.dense_adjacency()
+    n_expanded_rows = len(set(sub.edge_rows.tolist()))
+    assert 0 < sub.edge_weights.numel() <= n_expanded_rows * config.beam
+    assert n_expanded_rows > len(targets), "the expansion should reach features"
+    torch.testing.assert_close(
+        sub.edge_weights, dense[sub.edge_rows, sub.edge_cols], rtol=1e-10, atol=1e-12
+    )
+    # each expanded row keeps its strongest inputs
+    for row in set(sub.edge_rows.tolist()):
+        kept = sub.edge_weights[sub.edge_rows == row].abs()
+        assert kept.min() >= dense[row].abs().topk(config.beam).values.min() - 1e-12
