@@ -67,6 +67,25 @@ def constants(model: ReplacementModel, trace: Trace, targets: list[Target]) -> T
     return row_values(model, trace, targets, replay.mlp_in, replay.logits)[0]
 
 
+def removal_scales(trace: Trace, index: NodeIndex, columns: list[int]) -> SourceScales:
+    """Source scales for a batched replay whose copy i removes source `columns[i]` (a token,
+    error or feature node) and keeps every other node at its recorded value."""
+    scales = SourceScales.ones(trace, len(columns))
+    for i, column in enumerate(columns):
+        kind = index.kind(column)
+        if kind == "token":
+            scales.token[i, column] = 0
+        elif kind == "error":
+            layer, pos = divmod(column - index.error_start, index.n_pos)
+            scales.error[i, layer, pos] = 0
+        elif kind == "feature":
+            layer = int(index.features[column - index.feature_start, 0])
+            scales.feature[layer][i, column - index.feature_slice(layer).start] = 0
+        else:
+            raise ValueError(f"node {column} is a target, not a source")
+    return scales
+
+
 def row_values(
     model: ReplacementModel,
     trace: Trace,

@@ -42,6 +42,10 @@ class Graph:
     model: str = ""
     transcoders: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    head_edges: Int[Tensor, " n_resolved"] | None = None
+    """Edges (indices into the edge list) resolved by attention head, if any (see `heads`)."""
+    head_shares: Float[Tensor, "n_resolved n_layers n_heads"] | None = None
+    """For each resolved edge, the part of its weight carried through each head."""
 
     @property
     def n_nodes(self) -> int:
@@ -81,6 +85,8 @@ class Graph:
             "row_constants": self.row_constants,
             "target_directions": torch.stack([t.direction for t in self.targets]),
         }
+        if self.head_edges is not None and self.head_shares is not None:
+            tensors |= {"head_edges": self.head_edges, "head_shares": self.head_shares}
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp / "graph.safetensors")
         meta = {
             "schema_version": SCHEMA_VERSION,
@@ -185,4 +191,6 @@ def load_graph(path: Path) -> Graph:
         model=meta["model"],
         transcoders=meta["transcoders"],
         config=meta["config"],
+        head_edges=t.get("head_edges"),
+        head_shares=t.get("head_shares"),
     )

@@ -226,15 +226,16 @@ class ReplacementModel:
         trace: Trace,
         scales: SourceScales | None = None,
         probes: list[Tensor] | None = None,
+        extra_hooks: list[Hook] | None = None,
     ) -> Replay:
         """Run the frozen model on `trace`'s prompt with sources multiplied by `scales` (default:
         all ones, batch 1). `probes` (n_layers + 1 tensors of shape [batch, n_pos, d_model],
         usually zeros with `requires_grad`) are added to each MLP output and, last, to the
         embedding: their gradients are the gradients at the source sites. Runs under the
-        caller's grad mode."""
+        caller's grad mode. `extra_hooks` run too (e.g. to read or pin attention heads)."""
         scales = scales or SourceScales.ones(trace)
         captured: dict[str, Tensor] = {}
-        hooks = self._replay_hooks(trace, scales, probes, captured)
+        hooks = self._replay_hooks(trace, scales, probes, captured) + list(extra_hooks or [])
         tokens = trace.tokens[None].expand(scales.batch, -1)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=NORM_HOOK_WARNING)

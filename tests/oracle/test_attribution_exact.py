@@ -6,8 +6,13 @@ sum to its value."""
 import pytest
 import torch
 
-from circuits.attribution.attribute import AttributionConfig, attribute, row_values
-from circuits.attribution.replacement import ReplacementModel, SourceScales
+from circuits.attribution.attribute import (
+    AttributionConfig,
+    attribute,
+    removal_scales,
+    row_values,
+)
+from circuits.attribution.replacement import ReplacementModel
 from circuits.attribution.targets import logit_difference_target, top_logit_targets
 from circuits.errors import AttributionError
 from tests.oracle.architectures import (
@@ -43,20 +48,6 @@ def _graph(bridge, tset):
     return model, trace, targets, graph
 
 
-def _ablate(trace, index, column: int) -> SourceScales:
-    scales = SourceScales.ones(trace)
-    kind = index.kind(column)
-    if kind == "token":
-        scales.token[0, column] = 0
-    elif kind == "error":
-        layer, pos = divmod(column - index.error_start, index.n_pos)
-        scales.error[0, layer, pos] = 0
-    else:
-        layer = int(index.features[column - index.feature_start, 0])
-        scales.feature[layer][0, column - index.feature_slice(layer).start] = 0
-    return scales
-
-
 @pytest.mark.parametrize("skip", [False, True], ids=["no_skip", "skip"])
 @pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
@@ -72,12 +63,7 @@ def test_every_edge_equals_the_effect_of_removing_its_source(root, architecture,
     scale = float(clean.abs().max())
     features = range(index.feature_start, index.target_start, 3)
     columns = [*range(index.feature_start), *features]  # every token and error, some features
-    ablations = [_ablate(trace, index, column) for column in columns]
-    batched = SourceScales(  # one replay, one copy of the prompt per removed source
-        token=torch.cat([a.token for a in ablations]),
-        feature=[torch.cat([a.feature[i] for a in ablations]) for i in range(index.n_layers)],
-        error=torch.cat([a.error for a in ablations]),
-    )
+    batched = removal_scales(trace, index, columns)  # one copy of the prompt per source
     with torch.no_grad():
         ablated = model.replay(trace, batched)
     effects = clean - row_values(model, trace, targets, ablated.mlp_in, ablated.logits)
@@ -146,3 +132,46 @@ def test_recursive_attribution_agrees_with_the_full_graph(root, architecture):
     for row in set(sub.edge_rows.tolist()):
         kept = sub.edge_weights[sub.edge_rows == row].abs()
         assert kept.min() >= dense[row].abs().topk(config.beam).values.min() - 1e-12
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_head_shares_equal_the_edge_lost_when_the_head_is_pinned(root, architecture):
+    from circuits.attribution.heads import Z_HOOK, resolve_heads
+
+    bridge = random_bridge(architecture, root)
+    model, trace, targets, graph = _graph(bridge, random_transcoders("relu", skip=False))
+    index = graph.index
+    picked = torch.randperm(len(graph.edge_rows), generator=torch.Generator().manual_seed(0))[:40]
+    shares = resolve_heads(model, graph, picked, batch_size=16)
+    n_heads = bridge.cfg.n_heads
+    assert shares.shape == (len(picked), index.n_layers, n_heads)
+    assert shares.abs().sum() > 0
+    clean_z: dict[str, torch.Tensor] = {}
+
+    def record(z, hook):
+        clean_z[hook.name] = z
+        return z
+
+    with torch.no_grad():
+        model.replay(
+            trace, extra_hooks=[(Z_HOOK.format(layer=i), record) for i in range(index.n_layers)]
+        )
+    for layer in range(index.n_layers):
+        for head in range(n_heads):
+
+            def pin(z, hook, head=head):
+                z = z.clone()
+                z[:, :, head] = clean_z[hook.name][:, :, head]
+                return z
+
+            hooks = [(Z_HOOK.format(layer=layer), pin)]
+            cols = graph.edge_cols[picked].tolist()
+            with torch.no_grad():
+                clean = model.replay(trace, extra_hooks=hooks)
+                removed = model.replay(trace, removal_scales(trace, index, cols), extra_hooks=hooks)
+            values = row_values(model, trace, targets, clean.mlp_in, clean.logits)[0]
+            without = row_values(model, trace, targets, removed.mlp_in, removed.logits)
+            rows = graph.edge_rows[picked] - index.feature_start
+            pinned_edge = values[rows] - without[torch.arange(len(picked)), rows]
+            expected = graph.edge_weights[picked] - pinned_edge
+            torch.testing.assert_close(shares[:, layer, head], expected, rtol=1e-8, atol=1e-10)
