@@ -13,9 +13,6 @@ to benchmarks/results/ as JSON and markdown, with the commit and the machine.
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.environment import commit, machine, write_results
 from circuits.corpus.build import corpus_dir, load_corpus_tokenizer
 from circuits.corpus.tokenizer import END_OF_TEXT
 from circuits.models import load_model
@@ -38,36 +36,6 @@ from transcoders.corpus import (
 from transcoders.harvest import Activations, harvest_chunk
 from transcoders.train import fit_to_batch, init_state, train_step, train_transcoders
 from transcoders.transcoder_set import model_id
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average_1_5_15": os.getloadavg(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def any_corpus(spec: str) -> CorpusTokens:
@@ -228,10 +196,7 @@ def main() -> None:
     if args.full_run:
         torch.set_num_threads(args.threads[0])
         report["full_run"] = full_run(bridge, corpus, args, seq_len)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"transcoder_throughput-{time.strftime('%Y%m%d-%H%M%S')}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    stem.with_suffix(".md").write_text(render(report))
+    stem = write_results("transcoder_throughput", report, render(report))
     print(render(report))
     print(f"written to {stem}.json and .md")
 

@@ -28,11 +28,10 @@ class AttributionConfig:
 
     batch_size: int = 64
     """Target rows per backward pass (copies of the prompt in the one forward pass)."""
-    max_edges_per_row: int | None = None
-    """Keep only the strongest incoming edges of each node (None: all non-zero edges). Bounds
-    memory by the number of edges kept instead of the square of the number of nodes."""
-    feature_chunk: int = 4096
-    """Active features whose edges are computed together (bounds a temporary tensor)."""
+    max_edges_per_row: int | None = 2048
+    """Keep only the strongest incoming edges of each node (None: every non-zero edge). Bounds
+    memory by the number of edges kept instead of the square of the number of nodes; rows with
+    fewer inputs (short prompts, early layers) keep all of theirs."""
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -42,8 +41,6 @@ class AttributionConfig:
             raise ValueError(
                 f"max_edges_per_row must be >= 1 or None, got {self.max_edges_per_row}"
             )
-        if self.feature_chunk < 1:
-            raise ValueError(f"feature_chunk must be >= 1, got {self.feature_chunk}")
 
 
 def node_index(trace: Trace, targets: list[Target]) -> NodeIndex:
@@ -219,8 +216,11 @@ class RowAttributor:
             for _ in range(model.n_layers + 1)
         ]
         with torch.enable_grad():
-            self.replay = model.replay(trace, SourceScales.ones(trace, self.batch), self.probes)
+            self.replay = model.replay(
+                trace, SourceScales.ones(trace, self.batch), self.probes, lean=True
+            )
         self.injections = Injections(model, trace, targets)
+        self.sources = SourceVectors(model, trace, index)
         self.n_backward = 0
 
     def incoming(self, rows: Tensor) -> Float[Tensor, "n_rows n_sources"]:
@@ -228,7 +228,7 @@ class RowAttributor:
         blocks = []
         for lo in range(0, len(rows), self.batch):
             chunk = rows[lo : lo + self.batch].tolist()
-            objective = self.injections.objective(self.replay.mlp_in, self.replay.logits, chunk)
+            objective = self.injections.objective(self.replay.mlp_in, self.replay.final, chunk)
             grads = torch.autograd.grad(
                 objective, self.probes, retain_graph=True, allow_unused=True
             )
@@ -237,11 +237,7 @@ class RowAttributor:
                 torch.zeros_like(p) if g is None else g
                 for g, p in zip(grads, self.probes, strict=True)
             ]
-            blocks.append(
-                edges_from_gradients(
-                    self.model, self.trace, self.index, grads, len(chunk), self.config
-                )
-            )
+            blocks.append(self.sources.edges(grads, len(chunk)))
         return torch.cat(blocks)
 
 
@@ -260,44 +256,68 @@ class Injections:
         self.pos = torch.cat(pos)
         self.enc = torch.cat(directions)
         self.n_features = len(self.layer)
-        self.targets = targets
+        self.target_pos = torch.tensor([t.pos for t in targets], dtype=torch.long)
+        W_U = model.bridge.W_U.to(model.dtype)  # [d_model, d_vocab]
+        self.unembedded = torch.stack([W_U @ t.direction.to(model.dtype) for t in targets])
+        """Each target's direction pulled back through the unembedding: [n_targets, d_model]."""
 
-    def objective(self, mlp_in: list[Tensor], logits: Tensor, rows: list[int]) -> Tensor:
-        total = logits.new_zeros(())
-        for i, row in enumerate(rows):
-            if row < self.n_features:
-                layer, pos = int(self.layer[row]), int(self.pos[row])
-                total = total + mlp_in[layer][i, pos] @ self.enc[row]
-            else:
-                target = self.targets[row - self.n_features]
-                total = total + logits[i, target.pos] @ target.direction.to(logits.dtype)
+    def objective(self, mlp_in: list[Tensor], final: Tensor, rows: list[int]) -> Tensor:
+        """`sum_i <injection of rows[i], copy i>`: its gradient at copy i is row i's."""
+        row = torch.tensor(rows, dtype=torch.long)
+        copy = torch.arange(len(rows))
+        total = final.new_zeros(())
+        is_feature = row < self.n_features
+        for layer, x in enumerate(mlp_in):
+            mine = is_feature & (self.layer[row.clamp(max=self.n_features - 1)] == layer)
+            if bool(mine.any()):
+                picked = x[copy[mine], self.pos[row[mine]]]  # [n, d_model]
+                total = total + (picked * self.enc[row[mine]]).sum()
+        if bool((~is_feature).any()):
+            target = row[~is_feature] - self.n_features
+            picked = final[copy[~is_feature], self.target_pos[target]]  # [n, d_model]
+            total = total + (picked * self.unembedded[target]).sum()
         return total
 
 
-def edges_from_gradients(
-    model: ReplacementModel,
-    trace: Trace,
-    index: NodeIndex,
-    grads: list[Tensor],
-    n: int,
-    config: AttributionConfig,
-) -> Float[Tensor, "n n_sources"]:
-    """Dense incoming edges of `n` rows from the gradients at the source sites (one row per
-    batch element): gradient at the site · vector the source writes."""
-    block = torch.zeros(n, index.target_start, dtype=model.dtype)
-    block[:, : index.n_pos] = (grads[-1][:n] * trace.embedding).sum(-1)
-    for layer, active in enumerate(trace.features):
-        grad = grads[layer][:n]
-        columns = index.feature_slice(layer)
-        W_dec = model.transcoders[layer].W_dec
-        for lo in range(0, len(active), config.feature_chunk):
-            hi = min(lo + config.feature_chunk, len(active))
-            written = active.activation[lo:hi, None] * W_dec[active.feature[lo:hi]].to(model.dtype)
-            edges = (grad[:, active.pos[lo:hi]] * written).sum(-1)
-            block[:, columns.start + lo : columns.start + hi] = edges
-        first = index.error(layer, 0)
-        block[:, first : first + index.n_pos] = (grad * trace.errors[layer]).sum(-1)
-    return block
+class SourceVectors:
+    """What each source writes into the model, laid out so that a block of edges is one batched
+    matrix product per layer: the decoder rows of the features active at each position, scaled
+    by their activations and padded to the busiest position."""
+
+    def __init__(self, model: ReplacementModel, trace: Trace, index: NodeIndex) -> None:
+        self.trace, self.index = trace, index
+        self.written: list[Tensor] = []
+        """Per layer: [n_pos, d_model, max_active_per_pos] (zeros where padded)."""
+        self.slots: list[tuple[Tensor, Tensor]] = []
+        """Per layer: (position, slot) of each active feature, in column order."""
+        for layer, active in enumerate(trace.features):
+            W_dec = model.transcoders[layer].W_dec
+            vectors = active.activation[:, None] * W_dec[active.feature].to(model.dtype)
+            counts = torch.bincount(active.pos, minlength=trace.n_pos)
+            firsts = counts.cumsum(0) - counts  # features are sorted by position
+            slot = torch.arange(len(active)) - firsts[active.pos]
+            width = int(counts.max()) if len(active) else 0
+            padded = vectors.new_zeros(trace.n_pos, width, vectors.shape[-1])
+            padded[active.pos, slot] = vectors
+            self.written.append(padded.transpose(1, 2))
+            self.slots.append((active.pos, slot))
+
+    def edges(self, grads: list[Tensor], n: int) -> Float[Tensor, "n n_sources"]:
+        """Incoming edges of `n` rows from the gradients at the source sites (copy i holds row
+        i's): the gradient at each site dotted with what the source writes there."""
+        trace, index = self.trace, self.index
+        block = grads[-1].new_zeros(n, index.feature_start + index.n_features)
+        block[:, : index.n_pos] = (grads[-1][:n] * trace.embedding).sum(-1)
+        for layer, written in enumerate(self.written):
+            grad = grads[layer][:n]
+            columns = index.feature_slice(layer)
+            pos, slot = self.slots[layer]
+            # [n_pos, n, d_model] @ [n_pos, d_model, width] -> [n_pos, n, width]
+            per_pos = torch.bmm(grad.transpose(0, 1), written)
+            block[:, columns] = per_pos[pos, :, slot].T
+            first = index.error(layer, 0)
+            block[:, first : first + index.n_pos] = (grad * trace.errors[layer]).sum(-1)
+        return block
 
 
 def sparsify(

@@ -70,13 +70,16 @@ def _gradients_at_heads(
     captured: list[Tensor] = []
     with torch.enable_grad():
         replay = model.replay(
-            trace, SourceScales.ones(trace, batch), extra_hooks=_z_hooks(model, captured, probes)
+            trace,
+            SourceScales.ones(trace, batch),
+            extra_hooks=_z_hooks(model, captured, probes),
+            lean=True,
         )
     injections = Injections(model, trace, graph.targets)
     out = []
     for lo in range(0, len(rows), batch):
         chunk = rows[lo : lo + batch].tolist()
-        objective = injections.objective(replay.mlp_in, replay.logits, chunk)
+        objective = injections.objective(replay.mlp_in, replay.final, chunk)
         grads = torch.autograd.grad(objective, probes, retain_graph=True, allow_unused=True)
         grads = [
             torch.zeros_like(p) if g is None else g for g, p in zip(grads, probes, strict=True)

@@ -27,6 +27,8 @@ from transcoders.transcoder_set import TranscoderSet
 
 EMBED_HOOK = "blocks.0.hook_in"
 """The residual stream entering the first block: token (and position) embeddings."""
+FINAL_HOOK = "unembed.hook_in"
+"""The final residual stream after the last norm: logits are `final @ W_U + b_U`."""
 LOGITS_HOOK = "unembed.hook_out"
 """The unembedding output: the logits before any softcap (Gemma-2), which is what we attribute."""
 
@@ -108,7 +110,11 @@ class Replay:
     at each source site (their gradients are the gradients at the sources)."""
 
     mlp_in: list[Float[Tensor, "batch n_pos d_model"]]
-    logits: Float[Tensor, "batch n_pos d_vocab"]
+    final: Float[Tensor, "batch n_pos d_model"]
+    """Input of the unembedding; targets inject their gradients here, which spares the
+    backward pass the unembedding of every position."""
+    logits: Float[Tensor, "batch n_out d_vocab"]
+    """Logits before any softcap (of the first position only in a lean replay)."""
 
 
 UNSUPPORTED_ARCHITECTURES = ("GPTNeoFor", "GPTNeoModel", "GPTJ", "OPT")
@@ -227,21 +233,29 @@ class ReplacementModel:
         scales: SourceScales | None = None,
         probes: list[Tensor] | None = None,
         extra_hooks: list[Hook] | None = None,
+        *,
+        lean: bool = False,
     ) -> Replay:
         """Run the frozen model on `trace`'s prompt with sources multiplied by `scales` (default:
         all ones, batch 1). `probes` (n_layers + 1 tensors of shape [batch, n_pos, d_model],
         usually zeros with `requires_grad`) are added to each MLP output and, last, to the
         embedding: their gradients are the gradients at the source sites. Runs under the
-        caller's grad mode. `extra_hooks` run too (e.g. to read or pin attention heads)."""
+        caller's grad mode. `extra_hooks` run too (e.g. to read or pin attention heads).
+
+        `lean` skips work that no target reads: each original MLP and the unembedding run on
+        the first position only (the MLP output is rebuilt anyway, and targets read the final
+        residual stream); `logits` then holds that position alone."""
         scales = scales or SourceScales.ones(trace)
         captured: dict[str, Tensor] = {}
-        hooks = self._replay_hooks(trace, scales, probes, captured) + list(extra_hooks or [])
+        hooks = self._replay_hooks(trace, scales, probes, captured, lean=lean)
+        hooks += list(extra_hooks or [])
         tokens = trace.tokens[None].expand(scales.batch, -1)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=NORM_HOOK_WARNING)
             self.bridge.run_with_hooks(tokens, fwd_hooks=hooks)
         return Replay(
             mlp_in=[captured[h.hook_in] for h in self.transcoders.hooks],
+            final=captured[FINAL_HOOK],
             logits=captured[LOGITS_HOOK],
         )
 
@@ -251,6 +265,8 @@ class ReplacementModel:
         scales: SourceScales,
         probes: list[Tensor] | None,
         captured: dict[str, Tensor],
+        *,
+        lean: bool,
     ) -> list[Hook]:
         batch = scales.batch
 
@@ -263,10 +279,10 @@ class ReplacementModel:
 
         def capture(tensor: Tensor, hook: Any) -> Tensor:
             captured[hook.name] = tensor
-            return tensor
+            return tensor[:, :1] if lean and hook.name != LOGITS_HOOK else tensor
 
         hooks: list[Hook] = [(name, frozen) for name in trace.frozen]
-        hooks += [(EMBED_HOOK, embed), (LOGITS_HOOK, capture)]
+        hooks += [(EMBED_HOOK, embed), (FINAL_HOOK, capture), (LOGITS_HOOK, capture)]
         for layer, names in enumerate(self.transcoders.hooks):
 
             def mlp_out(

@@ -39,7 +39,48 @@ def render_markdown(card: dict[str, Any]) -> str:
         f"- corpus: {card['corpus']['n_tokens']['train']:,} training tokens, "
         f"sha256 {card['corpus']['sha256'][:16]}…, shares {card['corpus']['config']['shares']}",
     ]
+    if "transcoders" in card:
+        lines += ["", *render_transcoders(card["transcoders"])]
     if "scores" in card:
         lines += ["", "## Task scores (held-out prompts)", "", "| score | value |", "|---|---|"]
         lines += [f"| `{k}` | {v:.3f} |" for k, v in card["scores"].items()]
     return "\n".join(lines) + "\n"
+
+
+def record_transcoders(model_dir: Path, summary: dict[str, Any]) -> None:
+    """Put the evaluation summary of the model's transcoder set into its card."""
+    card = read_card(model_dir)
+    card["transcoders"] = summary
+    write_card(model_dir, {k: v for k, v in card.items() if k not in ("schema_version", "kind")})
+
+
+def render_transcoders(summary: dict[str, Any]) -> list[str]:
+    every = summary["all_layers"]
+    training = summary.get("training", {})
+    lines = [
+        "## Transcoders",
+        "",
+        f"Set `{summary['path']}`: {summary['kind']}, d_transcoder {summary['d_transcoder']}, "
+        f"trained on {training.get('tokens', 0):,} tokens in "
+        f"{training.get('wall_time_s', 0) / 60:.1f} min. Evaluated on {summary['n_tokens']:,} "
+        "held-out tokens:",
+        "",
+        f"- all MLPs replaced: loss recovered {every['loss_recovered']:.3f} (CE "
+        f"{summary['ce_original']:.3f} -> {every['ce_spliced']:.3f}, zero-ablated "
+        f"{every['ce_zero']:.3f}), KL {every['kl']:.4f}",
+        "",
+        "| layer | FVU | L0 | dead | dense |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {x['layer']} | {x['fvu']:.4f} | {x['l0']:.1f} | {x['dead_fraction']:.3f} | "
+        f"{x['dense_fraction']:.3f} |"
+        for x in summary["layers"]
+    ]
+    if summary.get("tasks"):
+        lines += ["", "| task score | original | spliced | ratio |", "|---|---|---|---|"]
+        lines += [
+            f"| `{k}` | {v['original']:.3f} | {v['spliced']:.3f} | {v['ratio']:.3f} |"
+            for k, v in summary["tasks"].items()
+        ]
+    return lines

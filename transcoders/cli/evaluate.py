@@ -30,6 +30,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument(
+        "--record",
+        action="store_true",
+        help="write the figures into the zoo model's card (card.json and card.md)",
+    )
+    parser.add_argument(
         "--n-tokens", type=int, default=32_768, help="held-out tokens (default: %(default)s)"
     )
     parser.add_argument(
@@ -65,11 +70,43 @@ def run_eval(args: argparse.Namespace) -> int:
         n_prompts=args.n_prompts,
     )
     report["transcoders"] = str(path)
+    if args.record:
+        record(args.model, path, tset, report)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(render_table(report))
     return 0
+
+
+def record(spec: str, path: Path, tset: Any, report: dict[str, Any]) -> None:
+    """Write the evaluation summary into the card of zoo model `spec`."""
+    from circuits.models import ZOO_PREFIX, resolve_model_dir
+    from circuits.zoo.card import record_transcoders
+    from transcoders.errors import TranscoderError
+
+    model_dir = resolve_model_dir(spec)
+    if not spec.startswith(ZOO_PREFIX) or model_dir is None:
+        raise TranscoderError(f"--record writes zoo model cards; {spec} is not a zoo model")
+    config = tset[0].config
+    record_transcoders(
+        model_dir,
+        {
+            "path": str(path.resolve().relative_to(model_dir.resolve()))
+            if path.resolve().is_relative_to(model_dir.resolve())
+            else str(path),
+            "kind": config.kind,
+            "d_transcoder": config.d_transcoder,
+            "training": {
+                k: tset.training_summary.get(k) for k in ("tokens", "wall_time_s", "tokens_per_s")
+            },
+            "n_tokens": report["n_tokens"],
+            "ce_original": report["ce_original"],
+            "all_layers": report["all_layers"],
+            "layers": report["isolated"],
+            "tasks": report.get("tasks", {}),
+        },
+    )
 
 
 def render_table(report: dict[str, Any]) -> str:

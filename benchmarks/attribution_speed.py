@@ -1,0 +1,163 @@
+"""Speed and memory of the attribution engine against a naive reference.
+
+    python -m benchmarks.attribution_speed                         # zoo:tiny and zoo:small
+    python -m benchmarks.attribution_speed --models zoo:tiny --lengths 16 64
+    python -m benchmarks.attribution_speed --naive-max-length 256  # also the slow reference at 256
+
+For each model and prompt length (a stretch of held-out corpus text), three ways of computing
+the graph of the top output logits: `batched` (the full graph, `AttributionConfig` defaults),
+`naive` (the same graph with one backward pass per target node, batch size 1) and `recursive`
+(the subgraph of `RecursiveConfig` defaults). Each runs in its own process so that its peak
+memory (max RSS, the model included) is its own. Results go to benchmarks/results/.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.environment import commit, machine, write_results
+
+METHODS = ("batched", "naive", "recursive")
+
+
+def prompt_tokens(spec: str, bridge: Any, n: int) -> torch.Tensor:
+    """End-of-text and then `n - 1` tokens of held-out corpus text."""
+    from transcoders.corpus import load_corpus_tokens
+
+    corpus = load_corpus_tokens(spec, bridge)
+    text = np.asarray(corpus.val[1000 : 1000 + n - 1], dtype=np.int64)
+    return torch.cat([torch.tensor([corpus.eot]), torch.from_numpy(text)])
+
+
+def measure(spec: str, n: int, method: str) -> dict[str, Any]:
+    """One measurement (run in a child process)."""
+    from circuits.attribution.attribute import AttributionConfig, attribute
+    from circuits.attribution.recursive import attribute_recursive
+    from circuits.attribution.replacement import ReplacementModel
+    from circuits.attribution.targets import top_logit_targets
+    from circuits.models import load_model
+    from transcoders.transcoder_set import default_transcoders_dir, load_transcoder_set
+
+    bridge = load_model(spec)
+    tset = load_transcoder_set(default_transcoders_dir(spec), bridge=bridge)
+    model = ReplacementModel(bridge, tset)
+    tokens = prompt_tokens(spec, bridge, n)
+    trace = model.trace(tokens)
+    names = [str(i) for i in range(bridge.cfg.d_vocab)]
+    targets = top_logit_targets(trace.logits, names, max_count=10, cumulative_probability=0.95)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    if method == "recursive":
+        graph = attribute_recursive(model, tokens, targets)
+        n_backward = graph.config["n_backward"]
+    else:
+        config = AttributionConfig(batch_size=1 if method == "naive" else 64, progress=False)
+        graph = attribute(model, tokens, targets, config)
+        n_rows = graph.index.n_nodes - graph.index.feature_start
+        n_backward = -(-n_rows // config.batch_size)
+    wall = time.perf_counter() - start
+    return {
+        "model": spec,
+        "n_pos": n,
+        "method": method,
+        "wall_s": wall,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_mb": baseline,
+        "n_backward": n_backward,
+        "active_features": graph.index.n_features,
+        "n_targets": len(targets),
+        "edges_kept": int(graph.edge_weights.numel()),
+        "abs_edge_sum": float(graph.edge_weights.abs().sum()),
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [
+        f"# Attribution speed ({report['commit']}, {report['machine']['cpu']}, "
+        f"{report['machine']['torch_threads']} torch threads)",
+        "",
+        "| model | tokens | method | wall s | backward passes | active features | edges kept "
+        "| peak RSS MB | speed-up vs naive |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    naive = {
+        (r["model"], r["n_pos"]): r["wall_s"] for r in report["runs"] if r["method"] == "naive"
+    }
+    for r in report["runs"]:
+        ref = naive.get((r["model"], r["n_pos"]))
+        speedup = f"{ref / r['wall_s']:.1f}x" if ref and r["method"] != "naive" else ""
+        lines.append(
+            f"| {r['model']} | {r['n_pos']} | {r['method']} | {r['wall_s']:.2f} | "
+            f"{r['n_backward']} | {r['active_features']} | {r['edges_kept']:,} | "
+            f"{r['peak_rss_mb']:.0f} | {speedup} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def has_transcoders(spec: str) -> bool:
+    from circuits.errors import CircuitsError
+    from transcoders.transcoder_set import default_transcoders_dir
+
+    try:
+        default_transcoders_dir(spec)
+    except CircuitsError:
+        return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=["zoo:tiny", "zoo:small"])
+    parser.add_argument("--lengths", nargs="+", type=int, default=[16, 64, 256])
+    parser.add_argument("--naive-max-length", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per run")
+    parser.add_argument(
+        "--one", nargs=3, metavar=("MODEL", "LENGTH", "METHOD"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.one:
+        spec, n, method = args.one
+        print(json.dumps(measure(spec, int(n), method)))
+        return
+    report: dict[str, Any] = {"commit": commit(), "machine": machine(), "runs": []}
+    for spec in args.models:
+        if not has_transcoders(spec):
+            print(f"skipping {spec}: no transcoder set (train one with `transcoders train`)")
+            continue
+        for n in args.lengths:
+            for method in METHODS:
+                if method == "naive" and n > args.naive_max_length:
+                    continue
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.attribution_speed",
+                    "--one",
+                    spec,
+                    str(n),
+                    method,
+                ]
+                if args.threads:
+                    cmd += ["--threads", str(args.threads)]
+                out = subprocess.run(cmd, capture_output=True, text=True)
+                if out.returncode != 0:
+                    raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
+                run = json.loads(out.stdout.strip().splitlines()[-1])
+                report["runs"].append(run)
+                print(json.dumps(run))
+    stem = write_results("attribution_speed", report, render(report))
+    print(render(report))
+    print(f"written to {stem}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
