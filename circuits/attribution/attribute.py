@@ -17,9 +17,12 @@ from tqdm import tqdm
 
 from circuits.attribution.graph import Graph
 from circuits.attribution.nodes import NodeIndex
-from circuits.attribution.replacement import ReplacementModel, SourceScales, Trace
+from circuits.attribution.replacement import ReplacementModel, Replay, SourceScales, Trace
 from circuits.attribution.targets import Target
 from circuits.errors import AttributionError
+
+MAX_PREFIX_BUCKETS = 8
+"""Most forward passes a row attributor makes (one per prefix length it cuts the prompt at)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,10 +190,12 @@ def make_graph(
 class RowAttributor:
     """Computes the incoming edges of any row nodes of one prompt's graph.
 
-    One forward pass of `batch` frozen copies of the prompt is kept; each call to `incoming`
-    then costs one backward pass per `batch` rows: row i injects its gradient into copy i (a
-    feature's encoder column at its MLP input, a target's direction at its logits) and the
-    gradients at every source site come back at once.
+    Rows are taken in order of position and in blocks of `batch`: a forward pass of `batch`
+    frozen copies of the prompt, cut after the block's last position (later positions cannot
+    affect it), then one backward pass per block: row i injects its gradient into copy i (a
+    feature's encoder column at its MLP input, a target's direction at the final residual
+    stream) and the gradients at every source site come back at once. Prefix lengths are
+    rounded up to a few buckets, so a handful of forward passes serve all blocks.
     """
 
     def __init__(
@@ -201,44 +206,58 @@ class RowAttributor:
         index: NodeIndex,
         config: AttributionConfig,
     ) -> None:
-        self.model, self.trace, self.targets, self.index, self.config = (
-            model,
-            trace,
-            targets,
-            index,
-            config,
-        )
+        self.model, self.trace, self.targets, self.index = model, trace, targets, index
         n_rows = index.n_nodes - index.feature_start
         self.batch = min(config.batch_size, n_rows)
-        d_model = trace.embedding.shape[-1]
-        self.probes = [
-            torch.zeros(self.batch, trace.n_pos, d_model, dtype=model.dtype, requires_grad=True)
-            for _ in range(model.n_layers + 1)
-        ]
-        with torch.enable_grad():
-            self.replay = model.replay(
-                trace, SourceScales.ones(trace, self.batch), self.probes, lean=True
-            )
         self.injections = Injections(model, trace, targets)
         self.sources = SourceVectors(model, trace, index)
+        n_buckets = min(MAX_PREFIX_BUCKETS, max(1, n_rows // (4 * self.batch)), trace.n_pos)
+        self.bucket = -(-trace.n_pos // n_buckets)
+        self._replay: tuple[int, list[Tensor], Replay] | None = None
         self.n_backward = 0
+        self.n_forward = 0
 
     def incoming(self, rows: Tensor) -> Float[Tensor, "n_rows n_sources"]:
-        """Dense incoming edges of `rows` (offsets from the first feature node)."""
+        """Dense incoming edges of `rows` (offsets from the first feature node), in order."""
+        positions = self.injections.positions(rows)
+        order = positions.argsort(stable=True)
         blocks = []
         for lo in range(0, len(rows), self.batch):
-            chunk = rows[lo : lo + self.batch].tolist()
-            objective = self.injections.objective(self.replay.mlp_in, self.replay.final, chunk)
-            grads = torch.autograd.grad(
-                objective, self.probes, retain_graph=True, allow_unused=True
+            picked = order[lo : lo + self.batch]
+            length = min(
+                -(-(int(positions[picked].max()) + 1) // self.bucket) * self.bucket,
+                self.trace.n_pos,
             )
+            probes, replay = self._replay_of(length)
+            chunk = rows[picked].tolist()
+            objective = self.injections.objective(replay.mlp_in, replay.final, chunk)
+            grads = torch.autograd.grad(objective, probes, retain_graph=True, allow_unused=True)
             self.n_backward += 1
-            grads = [
-                torch.zeros_like(p) if g is None else g
-                for g, p in zip(grads, self.probes, strict=True)
+            full = [p.new_zeros(len(chunk), self.trace.n_pos, p.shape[-1]) for p in probes]
+            for g, f in zip(grads, full, strict=True):
+                if g is not None:
+                    f[:, :length] = g[: len(chunk)]
+            blocks.append(self.sources.edges(full, len(chunk)))
+        out = torch.cat(blocks)
+        return out[order.argsort()]
+
+    def _replay_of(self, length: int) -> tuple[list[Tensor], Replay]:
+        """The batched replay of the first `length` tokens (the last one is kept)."""
+        if self._replay is None or self._replay[0] != length:
+            self._replay = None  # free the previous graph first
+            trace = self.trace.prefix(length)
+            d_model = trace.embedding.shape[-1]
+            probes = [
+                torch.zeros(self.batch, length, d_model, dtype=self.model.dtype, requires_grad=True)
+                for _ in range(self.model.n_layers + 1)
             ]
-            blocks.append(self.sources.edges(grads, len(chunk)))
-        return torch.cat(blocks)
+            with torch.enable_grad():
+                replay = self.model.replay(
+                    trace, SourceScales.ones(trace, self.batch), probes, lean=True
+                )
+            self.n_forward += 1
+            self._replay = (length, probes, replay)
+        return self._replay[1], self._replay[2]
 
 
 class Injections:
@@ -256,10 +275,17 @@ class Injections:
         self.pos = torch.cat(pos)
         self.enc = torch.cat(directions)
         self.n_features = len(self.layer)
-        self.target_pos = torch.tensor([t.pos for t in targets], dtype=torch.long)
+        self.target_pos = torch.tensor([t.pos % trace.n_pos for t in targets], dtype=torch.long)
         W_U = model.bridge.W_U.to(model.dtype)  # [d_model, d_vocab]
         self.unembedded = torch.stack([W_U @ t.direction.to(model.dtype) for t in targets])
         """Each target's direction pulled back through the unembedding: [n_targets, d_model]."""
+
+    def positions(self, rows: Tensor) -> Tensor:
+        """The position each row reads."""
+        is_feature = rows < self.n_features
+        out = self.target_pos[(rows - self.n_features).clamp(min=0)]
+        out[is_feature] = self.pos[rows[is_feature]]
+        return out
 
     def objective(self, mlp_in: list[Tensor], final: Tensor, rows: list[int]) -> Tensor:
         """`sum_i <injection of rows[i], copy i>`: its gradient at copy i is row i's."""

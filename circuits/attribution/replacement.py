@@ -75,6 +75,29 @@ class Trace:
     def n_pos(self) -> int:
         return len(self.tokens)
 
+    def prefix(self, n: int) -> "Trace":
+        """The trace of the first `n` tokens: in a causal model, the same values cut short."""
+        frozen = {
+            name: value[..., :n, :n] if name.endswith("hook_pattern") else value[:, :n]
+            for name, value in self.frozen.items()
+        }
+        features = []
+        for f in self.features:
+            keep = f.pos < n
+            features.append(
+                ActiveFeatures(f.pos[keep], f.feature[keep], f.activation[keep], f.pre[keep])
+            )
+        return Trace(
+            tokens=self.tokens[:n],
+            embedding=self.embedding[:n],
+            frozen=frozen,
+            mlp_in=[x[:n] for x in self.mlp_in],
+            mlp_out=[x[:n] for x in self.mlp_out],
+            features=features,
+            errors=self.errors[:, :n],
+            logits=self.logits[:n],
+        )
+
     @property
     def n_layers(self) -> int:
         return len(self.features)
