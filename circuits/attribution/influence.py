@@ -101,28 +101,53 @@ def prune(graph: Graph, *, node_threshold: float = 0.8, edge_threshold: float = 
     targets, and among edges between kept nodes those holding `edge_threshold` of the
     influence-weighted edge mass. Tokens and targets are always kept."""
     index = graph.index
-    rows, cols = graph.edge_rows, graph.edge_cols
-    weights = graph.edge_weights.to(torch.float64)
-    normalized = normalized_weights(rows, weights, index.n_nodes)
-    w = target_weights(graph)
+    kinds = index.kinds()
+    return prune_edges(
+        graph.edge_rows,
+        graph.edge_cols,
+        graph.edge_weights.to(torch.float64),
+        is_token=kinds == 0,
+        is_error=kinds == 1,
+        target_weights=target_weights(graph),
+        node_threshold=node_threshold,
+        edge_threshold=edge_threshold,
+    )
+
+
+def prune_edges(
+    rows: Int[Tensor, " n_edges"],
+    cols: Int[Tensor, " n_edges"],
+    weights: Float[Tensor, " n_edges"],
+    *,
+    is_token: Bool[Tensor, " n_nodes"],
+    is_error: Bool[Tensor, " n_nodes"],
+    target_weights: Float[Tensor, " n_nodes"],
+    node_threshold: float = 0.8,
+    edge_threshold: float = 0.98,
+) -> Pruning:
+    """`prune` on any edge list: nodes with a target weight are targets, tokens and errors are
+    flagged, every other node is a feature."""
+    n_nodes = len(is_token)
+    w = target_weights.to(torch.float64)
+    is_target = w > 0
+    normalized = normalized_weights(rows, weights.to(torch.float64), n_nodes)
     node_influence = influence(rows, cols, normalized, w)
 
-    middle = slice(index.error_start, index.target_start)  # errors and features
-    node_mask = torch.ones(index.n_nodes, dtype=torch.bool)
+    middle = ~is_token & ~is_target  # errors and features
+    node_mask = torch.ones(n_nodes, dtype=torch.bool)
     node_mask[middle] = cumulative_mask(node_influence[middle], node_threshold)
 
     between = node_mask[rows] & node_mask[cols]
     edge_scores = normalized * (node_influence + w)[rows] * between
     edge_mask = cumulative_mask(edge_scores, edge_threshold) & between
 
-    from_tokens = float(node_influence[: index.error_start].sum())
-    from_errors = float(node_influence[index.error_start : index.feature_start].sum())
-    is_error = (cols >= index.error_start) & (cols < index.feature_start)
-    error_share = torch.zeros(index.n_nodes, dtype=torch.float64).index_add_(
-        0, rows, normalized * is_error
+    from_tokens = float(node_influence[is_token].sum())
+    from_errors = float(node_influence[is_error].sum())
+    error_share = torch.zeros(n_nodes, dtype=torch.float64).index_add_(
+        0, rows, normalized * is_error[cols]
     )
     weight = node_influence + w
-    receiving = slice(index.feature_start, index.n_nodes)
+    receiving = ~is_token & ~is_error
     completeness = 1 - float(
         (weight[receiving] * error_share[receiving]).sum() / weight[receiving].sum()
     )

@@ -1,0 +1,120 @@
+"""Merge the attribution graphs of a task's prompts into one circuit.
+
+Each node of each prompt's graph gets a key that means the same thing in every prompt: its
+kind, layer, feature and role position (`role_names`). Edge weights are averaged over the
+prompts (an edge absent from a prompt counts as 0) and the merged graph is pruned by influence
+on the task metric, like a single graph.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from circuits.attribution.graph import Graph
+from circuits.attribution.influence import Pruning, prune_edges
+
+
+def role_names(roles: dict[str, int], n_pos: int) -> list[str]:
+    """A name for every position: its role, else `<role to the left>+<offset>`, else `BOS` for
+    position 0 and `pos<i>` before the first role."""
+    by_pos = {pos: role for role, pos in roles.items()}
+    names, last = [], None
+    for pos in range(n_pos):
+        if pos in by_pos:
+            last = (by_pos[pos], pos)
+            names.append(by_pos[pos])
+        elif last is not None:
+            names.append(f"{last[0]}+{pos - last[1]}")
+        else:
+            names.append("BOS" if pos == 0 else f"pos{pos}")
+    return names
+
+
+Key = tuple[str, int, int | None, str]
+"""(kind, layer, feature or None, role name)."""
+
+
+def node_keys(graph: Graph, names: list[str]) -> list[Key]:
+    """The key of every node of `graph` (tokens have layer -1, targets n_layers and role END)."""
+    index = graph.index
+    keys: list[Key] = [("token", -1, None, names[p]) for p in range(index.n_pos)]
+    keys += [
+        ("error", layer, None, names[p])
+        for layer in range(index.n_layers)
+        for p in range(index.n_pos)
+    ]
+    keys += [("feature", layer, f, names[p]) for layer, p, f in index.features.tolist()]
+    keys += [("target", index.n_layers, None, "END")] * index.n_targets
+    return keys
+
+
+@dataclass(frozen=True)
+class MergedGraph:
+    """The prompt-averaged graph: node keys, mean edge weights, mean activations, pruning."""
+
+    keys: list[Key]
+    rows: Tensor
+    cols: Tensor
+    weights: Tensor
+    activations: Tensor
+    """Mean activation of each feature node (value of the target; 0 for tokens and errors)."""
+    pruning: Pruning
+
+
+def merge_graphs(
+    graphs: list[Graph],
+    names: list[list[str]],
+    *,
+    node_threshold: float,
+    edge_threshold: float,
+) -> MergedGraph:
+    """Average `graphs` (one per prompt, one target each: the metric) by node key and prune."""
+    ids: dict[Key, int] = {}
+    rows, cols, weights = [], [], []
+    activation: dict[int, float] = {}
+    for graph, prompt_names in zip(graphs, names, strict=True):
+        keys = node_keys(graph, prompt_names)
+        local = torch.tensor([ids.setdefault(k, len(ids)) for k in keys])
+        rows.append(local[graph.edge_rows])
+        cols.append(local[graph.edge_cols])
+        weights.append(graph.edge_weights.double())
+        index = graph.index
+        for i, value in zip(
+            local[index.feature_start : index.target_start].tolist(),
+            graph.activations.tolist(),
+            strict=True,
+        ):
+            activation[i] = activation.get(i, 0.0) + value
+        for i, value in zip(
+            local[index.target_start :].tolist(),
+            graph.row_values[-index.n_targets :].tolist(),
+            strict=True,
+        ):
+            activation[i] = activation.get(i, 0.0) + value
+    n = len(ids)
+    pair = torch.cat(rows) * n + torch.cat(cols)
+    unique, inverse = pair.unique(return_inverse=True)
+    summed = torch.zeros(len(unique), dtype=torch.float64).index_add_(
+        0, inverse, torch.cat(weights)
+    )
+    mean = summed / len(graphs)
+    keys = list(ids)
+    kind = [k[0] for k in keys]
+    target_weights = torch.tensor(
+        [1.0 if k == "target" else 0.0 for k in kind], dtype=torch.float64
+    )
+    pruning = prune_edges(
+        unique // n,
+        unique % n,
+        mean,
+        is_token=torch.tensor([k == "token" for k in kind]),
+        is_error=torch.tensor([k == "error" for k in kind]),
+        target_weights=target_weights / target_weights.sum(),
+        node_threshold=node_threshold,
+        edge_threshold=edge_threshold,
+    )
+    activations = torch.zeros(n, dtype=torch.float64)
+    for i, total in activation.items():
+        activations[i] = total / len(graphs)
+    return MergedGraph(keys, unique // n, unique % n, mean, activations, pruning)

@@ -1,0 +1,155 @@
+"""Check a circuit by interventions on the real model (not the linear replacement).
+
+The model runs with every MLP replaced by its transcoder plus an error term, recomputed live, so
+that with nothing ablated it is exactly the original model. Ablating a node means giving it the
+value it has on the prompt's paired corrupted prompt (resample ablation: the task file pairs each
+clean prompt with a counterfactual of the same length); everything downstream is recomputed,
+attention included. Then, with m the task metric averaged over the prompts:
+
+    faithfulness  = (m(circuit only) - m(nothing)) / (m(model) - m(nothing))
+    completeness  = (m(all but the circuit) - m(nothing)) / (m(model) - m(nothing))
+
+where "circuit only" ablates every feature and error node outside the circuit and "nothing"
+ablates all of them (lower completeness is better: the circuit carries the effect).
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from transcoders.transcoder_set import TranscoderSet
+
+Hook = tuple[str, Callable[..., Tensor]]
+
+
+@dataclass(frozen=True)
+class Keep:
+    """What one prompt keeps at its clean value; everything else takes its corrupted value."""
+
+    features: list[Tensor]
+    """Per layer, a boolean mask [n_pos, d_transcoder]."""
+    errors: list[Tensor]
+    """Per layer, a boolean mask [n_pos]."""
+
+
+@dataclass(frozen=True)
+class CorruptRecord:
+    """Per layer, the corrupted prompt's dense feature activations and error vectors."""
+
+    features: list[Tensor]
+    errors: list[Tensor]
+
+
+@torch.no_grad()
+def record_corrupt(bridge: Any, tset: TranscoderSet, tokens: Tensor) -> CorruptRecord:
+    features, errors = [], []
+    names = {n for h in tset.hooks for n in (h.hook_in, h.hook_out)}
+    _, cache = bridge.run_with_cache(tokens[None], names_filter=names.__contains__)
+    for layer, hooks in enumerate(tset.hooks):
+        transcoder = tset[layer]
+        x, out = cache[hooks.hook_in][0], cache[hooks.hook_out][0]
+        f = transcoder.encode(x).features
+        features.append(f)
+        errors.append(out - transcoder.decode(f) - transcoder.skip_path(x))
+    return CorruptRecord(features, errors)
+
+
+def patch_hooks(tset: TranscoderSet, keep: Keep, corrupt: CorruptRecord) -> list[Hook]:
+    """Hooks that rebuild each MLP output from live and corrupted node values."""
+    hooks: list[Hook] = []
+    for layer, names in enumerate(tset.hooks):
+        inputs: dict[str, Tensor] = {}
+
+        def read(x: Tensor, hook: Any, inputs: dict[str, Tensor] = inputs) -> Tensor:
+            inputs["x"] = x
+            return x
+
+        def write(
+            out: Tensor, hook: Any, inputs: dict[str, Tensor] = inputs, layer: int = layer
+        ) -> Tensor:
+            transcoder = tset[layer]
+            x = inputs.pop("x")[0]
+            live = transcoder.encode(x).features
+            f = torch.where(keep.features[layer], live, corrupt.features[layer])
+            error = out[0] - transcoder.decode(live) - transcoder.skip_path(x)
+            error = torch.where(keep.errors[layer][:, None], error, corrupt.errors[layer])
+            return (transcoder.decode(f) + transcoder.skip_path(x) + error)[None]
+
+        hooks += [(names.hook_in, read), (names.hook_out, write)]
+    return hooks
+
+
+@torch.no_grad()
+def metric_with(
+    bridge: Any,
+    tset: TranscoderSet,
+    tokens: Tensor,
+    keep: Keep,
+    corrupt: CorruptRecord,
+    metric: Callable[[Tensor], Tensor],
+) -> float:
+    """The metric (a function of the logits [n_pos, d_vocab]) with `keep` at clean values."""
+    logits = bridge.run_with_hooks(tokens[None], fwd_hooks=patch_hooks(tset, keep, corrupt))
+    return float(metric(logits[0]))
+
+
+def everything(tset: TranscoderSet, n_pos: int, value: bool) -> Keep:
+    d = tset[0].config.d_transcoder
+    return Keep(
+        features=[torch.full((n_pos, d), value) for _ in range(tset.n_layers)],
+        errors=[torch.full((n_pos,), value) for _ in range(tset.n_layers)],
+    )
+
+
+def complement(keep: Keep) -> Keep:
+    return Keep([~m for m in keep.features], [~m for m in keep.errors])
+
+
+@dataclass(frozen=True)
+class Validation:
+    model: float
+    """Mean metric of the original model."""
+    nothing: float
+    """Mean metric with every feature and error node ablated."""
+    circuit: float
+    """Mean metric with only the circuit kept."""
+    without_circuit: float
+    """Mean metric with the circuit ablated."""
+    curve: list[tuple[int, float]]
+    """(number of feature and error nodes kept, faithfulness), nodes taken by influence."""
+
+    @property
+    def faithfulness(self) -> float:
+        return (self.circuit - self.nothing) / _denominator(self)
+
+    @property
+    def completeness(self) -> float:
+        return (self.without_circuit - self.nothing) / _denominator(self)
+
+
+def _denominator(v: Validation) -> float:
+    span = v.model - v.nothing
+    return span if abs(span) > 1e-9 else float("nan")
+
+
+def faithfulness(model: float, nothing: float, kept: float) -> float:
+    span = model - nothing
+    return (kept - nothing) / span if abs(span) > 1e-9 else float("nan")
+
+
+def mean_metric(
+    bridge: Any,
+    tset: TranscoderSet,
+    prompts: Sequence[tuple[Tensor, CorruptRecord, Callable[[Tensor], Tensor]]],
+    keeps: Sequence[Keep],
+) -> float:
+    """The metric averaged over prompts (token ids, corrupted record, metric of the logits),
+    prompt i keeping `keeps[i]`."""
+    values = [
+        metric_with(bridge, tset, tokens, keep, corrupt, metric)
+        for (tokens, corrupt, metric), keep in zip(prompts, keeps, strict=True)
+    ]
+    return sum(values) / len(values)
