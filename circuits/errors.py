@@ -19,3 +19,7 @@ class CheckpointError(CircuitsError):
 
 class AttributionError(CircuitsError):
     """A model, prompt or target that the attribution engine cannot handle as given."""
+
+
+class TaskFileError(CircuitsError):
+    """A task file (TOML) that is malformed or builds prompts the model cannot take."""

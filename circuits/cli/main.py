@@ -5,7 +5,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from circuits.cli import corpus, zoo
+from circuits.cli import corpus, tasks, zoo
 from circuits.errors import CircuitsError
 
 EPILOG = """examples:
@@ -13,6 +13,7 @@ EPILOG = """examples:
   circuits zoo eval default --json  task scores of the shipped model on held-out prompts
   circuits zoo train small          train a bigger zoo model (resumes if interrupted)
   circuits corpus build             build the training corpus and its tokenizer
+  circuits tasks check tasks/*.toml check task files: build every file's prompts
 """
 
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     zoo.add_parser(commands)
     corpus.add_parser(commands)
+    tasks.add_parser(commands)
     return parser
 
 
