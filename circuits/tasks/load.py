@@ -44,7 +44,7 @@ PROMPT_KEYS = {
 }
 
 
-def load_task(path: Path) -> TaskSpec:
+def load_task(path: Path | str) -> TaskSpec:
     """Parse and check the task file at `path`; raises `TaskFileError` naming file, key and fix."""
     path = Path(path)
     try:

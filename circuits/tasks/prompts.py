@@ -88,7 +88,9 @@ class PromptSet:
     def __len__(self) -> int:
         return len(self.prompts)
 
-    def metric_value(self, logits: Float[Tensor, " d_vocab"], prompt: TaskPrompt) -> Tensor:
+    def metric_value(
+        self, logits: Float[Tensor, " d_vocab"], prompt: TaskPrompt
+    ) -> Float[Tensor, ""]:
         """The task metric on the logits at `prompt.position`: a differentiable scalar."""
         return METRICS[self.spec.metric].value(logits, prompt.answers, prompt.wrong)
 

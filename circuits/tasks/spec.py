@@ -232,10 +232,14 @@ def _check_fillers(spec: TaskSpec) -> set[str]:
                     f"{where}: placeholder {{{name}}} has no filler; add {name} to [fillers]"
                 )
     used = {n for names in uses.values() for n in names}
-    for name in spec.fillers:
+    sources = [("[fillers]", name) for name in spec.fillers]
+    sources += [
+        (f"[prompts] cases[{i}]", name) for i, case in enumerate(spec.cases) for name in case
+    ]
+    for where, name in sources:
         if name not in used:
             raise ValueError(
-                f"[fillers] {name}: not used by the template, corruption, answers or another "
+                f"{where} {name}: not used by the template, corruption, answers or another "
                 "filler; remove it or fix the placeholder's spelling"
             )
     _check_cycles(spec)

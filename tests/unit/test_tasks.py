@@ -374,3 +374,30 @@ def test_prob_diff_is_answer_minus_wrong_probability(tmp_path, tokenizer) -> Non
     with torch.no_grad():  # the target differentiates on its own
         target = prompts.target(logits, prompt)
     assert target.name == f"prob_diff({len(prompt.answers)} tokens - {len(prompt.wrong)} tokens)"
+
+
+def test_position_names_the_role_the_metric_reads(tmp_path, tokenizer) -> None:
+    text = _edit('distinct = [["IO", "S", "C"]]', 'distinct = [["IO", "S", "C"]]\nposition = "S1"')
+    prompts = build(tmp_path, text, tokenizer)
+    for prompt in prompts.prompts:
+        assert prompt.position == prompt.roles["S1"] < prompt.roles["END"]
+        assert (
+            prompts.target(random_logits(len(prompt.tokens), len(tokenizer)), prompt).pos
+            == prompt.position
+        )
+    with pytest.raises(TaskFileError, match=r"\[prompts\] position: 'S3' is not a role; name one"):
+        load_task(write(tmp_path, text.replace('position = "S1"', 'position = "S3"')))
+
+
+def test_case_key_that_no_placeholder_uses_is_an_error(tmp_path) -> None:
+    cases = '[[prompts.cases]]\nIO = "Mary"\nSS = "John"\n'
+    with pytest.raises(TaskFileError, match=r"\[prompts\] cases\[0\] SS: not used by the template"):
+        load_task(write(tmp_path, f"{IOI}\n{cases}"))
+
+
+def test_readme_example_builds(tmp_path, tokenizer) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "tasks" / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    prompts = build(tmp_path, example, tokenizer)
+    assert prompts.roles[-1] == "END" and len(prompts) == prompts.spec.count
+    assert prompts.spec.ground_truth["gpt2"]["heads"]["name_mover"] == ["9.9", "10.0", "9.6"]
