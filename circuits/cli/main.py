@@ -5,7 +5,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from circuits.cli import corpus, tasks, zoo
+from circuits.cli import corpus, features, tasks, zoo
 from circuits.errors import CircuitsError
 
 EPILOG = """examples:
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     zoo.add_parser(commands)
     corpus.add_parser(commands)
+    features.add_parser(commands)
     tasks.add_parser(commands)
     return parser
 
