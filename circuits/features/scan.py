@@ -114,7 +114,8 @@ def _mlp_inputs(bridge: Any, tset: Any, ids: Tensor) -> list[Tensor]:
     for hooks in tset.hooks:
         if hooks.hook_in not in bridge.hook_dict:
             raise FeatureError(
-                f"the model has no hook {hooks.hook_in}; load the transcoder set with bridge="
+                f"the model has no hook {hooks.hook_in} (layer {hooks.layer}); the transcoder "
+                "set belongs to another model: pass the set trained for this one"
             )
         names.append(bridge.hook_dict[hooks.hook_in].name)  # canonical: fires once
     seen: dict[str, Tensor] = {}
