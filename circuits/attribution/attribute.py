@@ -305,6 +305,34 @@ class Injections:
         return total
 
 
+def site_gradients(
+    model: ReplacementModel,
+    trace: Trace,
+    targets: list[Target],
+    row_weights: Float[Tensor, " n_rows"],
+) -> list[Float[Tensor, "n_pos d_model"]]:
+    """The gradient of `sum_r row_weights[r] * row r` at every source site (each MLP output,
+    then the embedding): one backward pass. With `row_weights` the rows' effects per unit on
+    the metric (`influence.total_effects`), it is the metric's gradient with downstream features
+    responding linearly, so any change at a site can be scored by a dot product."""
+    d_model = trace.embedding.shape[-1]
+    probes = [
+        torch.zeros(1, trace.n_pos, d_model, dtype=model.dtype, requires_grad=True)
+        for _ in range(model.n_layers + 1)
+    ]
+    injections = Injections(model, trace, targets)
+    with torch.enable_grad():
+        replay = model.replay(trace, SourceScales.ones(trace), probes, lean=True)
+        total = replay.final.new_zeros(())
+        for row in row_weights.nonzero().squeeze(1).tolist():
+            weight = float(row_weights[row])
+            total = total + weight * injections.objective(replay.mlp_in, replay.final, [row])
+        grads = torch.autograd.grad(total, probes, allow_unused=True)
+    return [
+        torch.zeros(trace.n_pos, d_model, dtype=model.dtype) if g is None else g[0] for g in grads
+    ]
+
+
 class SourceVectors:
     """What each source writes into the model, laid out so that a block of edges is one batched
     matrix product per layer: the decoder rows of the features active at each position, scaled

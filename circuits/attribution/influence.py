@@ -158,3 +158,28 @@ def prune_edges(
         replacement_score=from_tokens / max(from_tokens + from_errors, 1e-300),
         completeness_score=completeness,
     )
+
+
+def total_effects(graph: Graph, *, max_depth: int = 1000) -> tuple[Tensor, Tensor]:
+    """Each node's total effect on the (target-weighted mean of the) targets in the linear
+    model, and each row node's effect per unit of its pre-activation. A path through a feature
+    scales by how much of the feature's pre-activation the upstream node supplied (features
+    respond with slope one while active). Removing a source entirely changes the targets by its
+    total effect."""
+    index = graph.index
+    rows, cols = graph.edge_rows, graph.edge_cols
+    weights = graph.edge_weights.to(torch.float64)
+    per_unit = torch.zeros(index.n_nodes, dtype=torch.float64)
+    per_unit[index.target_start :] = 1.0 / index.n_targets
+    activations = torch.zeros(index.n_nodes, dtype=torch.float64)
+    activations[index.feature_start : index.target_start] = graph.activations.double()
+    is_feature = activations != 0
+    total = torch.zeros(index.n_nodes, dtype=torch.float64)
+    for _ in range(max_depth):
+        new = torch.zeros_like(total).index_add_(0, cols, weights * per_unit[rows])
+        if torch.equal(new, total):
+            return total, per_unit
+        total = new
+        per_unit = per_unit.clone()
+        per_unit[is_feature] = total[is_feature] / activations[is_feature]
+    raise ValueError(f"total effects did not settle after {max_depth} steps: the graph has a cycle")

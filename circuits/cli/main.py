@@ -5,10 +5,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from circuits.cli import corpus, features, tasks, zoo
+from circuits.cli import corpus, features, run, tasks, zoo
 from circuits.errors import CircuitsError
 
 EPILOG = """examples:
+  circuits run tasks/ioi.toml       the IOI circuit of the shipped model -> out/ioi/
   circuits zoo list                 the zoo's models, their sizes and task scores
   circuits zoo eval default --json  task scores of the shipped model on held-out prompts
   circuits zoo train small          train a bigger zoo model (resumes if interrupted)
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run.add_parser(commands)
     zoo.add_parser(commands)
     corpus.add_parser(commands)
     features.add_parser(commands)

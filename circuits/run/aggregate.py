@@ -59,23 +59,30 @@ class MergedGraph:
     weights: Tensor
     activations: Tensor
     """Mean activation of each feature node (value of the target; 0 for tokens and errors)."""
+    scores: Tensor
+    """Mean of the per-prompt node scores given to `merge_graphs` (what circuits rank by)."""
     pruning: Pruning
 
 
 def merge_graphs(
     graphs: list[Graph],
     names: list[list[str]],
+    scores: list[Tensor],
     *,
     node_threshold: float,
     edge_threshold: float,
 ) -> MergedGraph:
-    """Average `graphs` (one per prompt, one target each: the metric) by node key and prune."""
+    """Average `graphs` (one per prompt, one target each: the metric) and their node `scores`
+    by node key, and prune."""
     ids: dict[Key, int] = {}
     rows, cols, weights = [], [], []
     activation: dict[int, float] = {}
-    for graph, prompt_names in zip(graphs, names, strict=True):
+    summed_scores: dict[int, float] = {}
+    for graph, prompt_names, score in zip(graphs, names, scores, strict=True):
         keys = node_keys(graph, prompt_names)
         local = torch.tensor([ids.setdefault(k, len(ids)) for k in keys])
+        for i, value in zip(local.tolist(), score.tolist(), strict=True):
+            summed_scores[i] = summed_scores.get(i, 0.0) + value
         rows.append(local[graph.edge_rows])
         cols.append(local[graph.edge_cols])
         weights.append(graph.edge_weights.double())
@@ -117,4 +124,7 @@ def merge_graphs(
     activations = torch.zeros(n, dtype=torch.float64)
     for i, total in activation.items():
         activations[i] = total / len(graphs)
-    return MergedGraph(keys, unique // n, unique % n, mean, activations, pruning)
+    mean_scores = torch.zeros(n, dtype=torch.float64)
+    for i, total in summed_scores.items():
+        mean_scores[i] = total / len(graphs)
+    return MergedGraph(keys, unique // n, unique % n, mean, activations, mean_scores, pruning)

@@ -74,3 +74,46 @@ class Circuit:
     @property
     def n_features(self) -> int:
         return sum(n.kind == "feature" for n in self.nodes)
+
+
+def drawable(circuit: Circuit, *, max_nodes: int = 40, max_edges: int = 90) -> Circuit:
+    """The part of `circuit` worth drawing: the target, the features and error nodes of highest
+    influence (up to `max_nodes` nodes in all, tokens included), and the strongest edges among
+    them; tokens appear only where a kept edge starts."""
+    middle = sorted(
+        (i for i, n in enumerate(circuit.nodes) if n.kind in ("feature", "error")),
+        key=lambda i: -circuit.nodes[i].influence,
+    )
+    targets = [i for i, n in enumerate(circuit.nodes) if n.kind == "target"]
+    tokens = {i for i, n in enumerate(circuit.nodes) if n.kind == "token"}
+    inner = set(targets) | set(middle[: max(0, int(0.8 * max_nodes) - len(targets))])
+    candidates = [
+        e for e in circuit.edges if e.target in inner and (e.source in inner or e.source in tokens)
+    ]
+    candidates.sort(key=lambda e: -abs(e.weight))
+    edges, used_tokens = [], set()
+    for edge in candidates:
+        if len(edges) >= max_edges:
+            break
+        if edge.source in tokens and edge.source not in used_tokens:
+            if len(inner) + len(used_tokens) >= max_nodes:
+                continue
+            used_tokens.add(edge.source)
+        edges.append(edge)
+    keep = sorted(inner | used_tokens)
+    new = {old: i for i, old in enumerate(keep)}
+    nodes = [circuit.nodes[i] for i in keep]
+    roles = [r for r in circuit.roles if any(n.role == r for n in nodes)]
+    return Circuit(
+        **{
+            **circuit.__dict__,
+            "nodes": nodes,
+            "roles": roles,
+            "edges": [
+                CircuitEdge(
+                    source=new[e.source], target=new[e.target], weight=e.weight, heads=e.heads
+                )
+                for e in edges
+            ],
+        }
+    )

@@ -1,10 +1,12 @@
 """Check a circuit by interventions on the real model (not the linear replacement).
 
 The model runs with every MLP replaced by its transcoder plus an error term, recomputed live, so
-that with nothing ablated it is exactly the original model. Ablating a node means giving it the
-value it has on the prompt's paired corrupted prompt (resample ablation: the task file pairs each
-clean prompt with a counterfactual of the same length); everything downstream is recomputed,
-attention included. Then, with m the task metric averaged over the prompts:
+that with nothing ablated it is exactly the original model. The nodes are those of the
+attribution graphs: the features active on the clean prompt and the error terms. Ablating a node
+means giving it the value it has on the prompt's paired corrupted prompt (resample ablation: the
+task file pairs each clean prompt with a counterfactual of the same length); everything
+downstream is recomputed, attention included, and features inactive on the clean prompt are
+not nodes: they stay live. Then, with m the task metric averaged over the prompts:
 
     faithfulness  = (m(circuit only) - m(nothing)) / (m(model) - m(nothing))
     completeness  = (m(all but the circuit) - m(nothing)) / (m(model) - m(nothing))
@@ -36,15 +38,19 @@ class Keep:
 
 
 @dataclass(frozen=True)
-class CorruptRecord:
-    """Per layer, the corrupted prompt's dense feature activations and error vectors."""
+class NodeRecord:
+    """Per layer, a prompt's dense feature activations [n_pos, d_transcoder] and error vectors
+    [n_pos, d_model]."""
 
     features: list[Tensor]
     errors: list[Tensor]
 
+    def active(self) -> list[Tensor]:
+        return [f != 0 for f in self.features]
+
 
 @torch.no_grad()
-def record_corrupt(bridge: Any, tset: TranscoderSet, tokens: Tensor) -> CorruptRecord:
+def record_nodes(bridge: Any, tset: TranscoderSet, tokens: Tensor) -> NodeRecord:
     features, errors = [], []
     names = {n for h in tset.hooks for n in (h.hook_in, h.hook_out)}
     _, cache = bridge.run_with_cache(tokens[None], names_filter=names.__contains__)
@@ -54,10 +60,10 @@ def record_corrupt(bridge: Any, tset: TranscoderSet, tokens: Tensor) -> CorruptR
         f = transcoder.encode(x).features
         features.append(f)
         errors.append(out - transcoder.decode(f) - transcoder.skip_path(x))
-    return CorruptRecord(features, errors)
+    return NodeRecord(features, errors)
 
 
-def patch_hooks(tset: TranscoderSet, keep: Keep, corrupt: CorruptRecord) -> list[Hook]:
+def patch_hooks(tset: TranscoderSet, keep: Keep, corrupt: NodeRecord) -> list[Hook]:
     """Hooks that rebuild each MLP output from live and corrupted node values."""
     hooks: list[Hook] = []
     for layer, names in enumerate(tset.hooks):
@@ -88,7 +94,7 @@ def metric_with(
     tset: TranscoderSet,
     tokens: Tensor,
     keep: Keep,
-    corrupt: CorruptRecord,
+    corrupt: NodeRecord,
     metric: Callable[[Tensor], Tensor],
 ) -> float:
     """The metric (a function of the logits [n_pos, d_vocab]) with `keep` at clean values."""
@@ -96,43 +102,24 @@ def metric_with(
     return float(metric(logits[0]))
 
 
-def everything(tset: TranscoderSet, n_pos: int, value: bool) -> Keep:
+def full_keep(tset: TranscoderSet, n_pos: int) -> Keep:
+    """Everything at its clean value: the original model."""
     d = tset[0].config.d_transcoder
     return Keep(
-        features=[torch.full((n_pos, d), value) for _ in range(tset.n_layers)],
-        errors=[torch.full((n_pos,), value) for _ in range(tset.n_layers)],
+        features=[torch.ones(n_pos, d, dtype=torch.bool) for _ in range(tset.n_layers)],
+        errors=[torch.ones(n_pos, dtype=torch.bool) for _ in range(tset.n_layers)],
     )
 
 
-def complement(keep: Keep) -> Keep:
-    return Keep([~m for m in keep.features], [~m for m in keep.errors])
-
-
-@dataclass(frozen=True)
-class Validation:
-    model: float
-    """Mean metric of the original model."""
-    nothing: float
-    """Mean metric with every feature and error node ablated."""
-    circuit: float
-    """Mean metric with only the circuit kept."""
-    without_circuit: float
-    """Mean metric with the circuit ablated."""
-    curve: list[tuple[int, float]]
-    """(number of feature and error nodes kept, faithfulness), nodes taken by influence."""
-
-    @property
-    def faithfulness(self) -> float:
-        return (self.circuit - self.nothing) / _denominator(self)
-
-    @property
-    def completeness(self) -> float:
-        return (self.without_circuit - self.nothing) / _denominator(self)
-
-
-def _denominator(v: Validation) -> float:
-    span = v.model - v.nothing
-    return span if abs(span) > 1e-9 else float("nan")
+def circuit_keep(active: list[Tensor], chosen: Keep, *, inside: bool) -> Keep:
+    """Clean values for the `chosen` nodes (`inside`) or for every node but them; features
+    inactive on the clean prompt are not nodes and stay live either way."""
+    if inside:
+        return Keep([~a | c for a, c in zip(active, chosen.features, strict=True)], chosen.errors)
+    return Keep(
+        [~(a & c) for a, c in zip(active, chosen.features, strict=True)],
+        [~e for e in chosen.errors],
+    )
 
 
 def faithfulness(model: float, nothing: float, kept: float) -> float:
@@ -143,7 +130,7 @@ def faithfulness(model: float, nothing: float, kept: float) -> float:
 def mean_metric(
     bridge: Any,
     tset: TranscoderSet,
-    prompts: Sequence[tuple[Tensor, CorruptRecord, Callable[[Tensor], Tensor]]],
+    prompts: Sequence[tuple[Tensor, NodeRecord, Callable[[Tensor], Tensor]]],
     keeps: Sequence[Keep],
 ) -> float:
     """The metric averaged over prompts (token ids, corrupted record, metric of the logits),

@@ -18,7 +18,13 @@ def test_an_edge_missing_from_a_prompt_counts_as_zero() -> None:
     a, b = _graph(5, 3, 2.0), _graph(6, 4, 4.0)
     names_a = role_names({"S2": 3, "END": 4}, 5)
     names_b = role_names({"S2": 3, "END": 5}, 6)  # b's feature sits at S2+1, not S2
-    merged = merge_graphs([a, b], [names_a, names_b], node_threshold=1.0, edge_threshold=1.0)
+    merged = merge_graphs(
+        [a, b],
+        [names_a, names_b],
+        [torch.zeros(a.n_nodes), torch.ones(b.n_nodes)],
+        node_threshold=1.0,
+        edge_threshold=1.0,
+    )
     key_of = {k: i for i, k in enumerate(merged.keys)}
     target = key_of[("target", 1, None, "END")]
     for role, weight in (("S2", 2.0), ("S2+1", 4.0)):
@@ -51,7 +57,13 @@ def test_graphs_of_different_lengths_merge_by_role() -> None:
     a, b = _graph(5, 3, 2.0), _graph(6, 4, 4.0)
     names_a = role_names({"S2": 3, "END": 4}, 5)
     names_b = role_names({"S2": 4, "END": 5}, 6)
-    merged = merge_graphs([a, b], [names_a, names_b], node_threshold=1.0, edge_threshold=1.0)
+    merged = merge_graphs(
+        [a, b],
+        [names_a, names_b],
+        [torch.zeros(a.n_nodes), torch.ones(b.n_nodes)],
+        node_threshold=1.0,
+        edge_threshold=1.0,
+    )
     key_of = {k: i for i, k in enumerate(merged.keys)}
     feature, target = key_of[("feature", 0, 7, "S2")], key_of[("target", 1, None, "END")]
     edge = ((merged.rows == target) & (merged.cols == feature)).nonzero().item()

@@ -1,0 +1,101 @@
+"""report.md and summary.json of a task run, and the faithfulness-against-size plot."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from circuits.run.circuit import Circuit
+
+
+def plot_curve(curve: list[tuple[int, float]], n_circuit: int, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    sizes = [max(s, 0.8) for s, _ in curve]
+    ax.plot(sizes, [f for _, f in curve], marker="o", color="#1f5fa8")
+    ax.axvline(max(n_circuit, 0.8), color="#999", linestyle="--", label="circuit")
+    ax.axhline(1.0, color="#ccc", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("feature and error nodes kept (by influence)")
+    ax.set_ylabel("faithfulness")
+    ax.legend(loc="lower right", frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def top_heads(circuit: Circuit, n: int = 8) -> list[tuple[str, float]]:
+    """Heads by the total absolute edge weight they carry in the circuit."""
+    totals: dict[str, float] = {}
+    for edge in circuit.edges:
+        for head, share in edge.heads:
+            totals[head] = totals.get(head, 0.0) + abs(edge.weight) * share
+    return sorted(totals.items(), key=lambda kv: -kv[1])[:n]
+
+
+def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[int, float]]) -> str:
+    s = summary
+    lines = [
+        f"# Circuit: `{s['task']}` on `{s['model']}`",
+        "",
+        f"{s['n_prompts']} prompts, metric `{s['metric']}`, engine `{s['engine']}`, "
+        f"{s['seconds']:.1f} s.",
+        "",
+        "## Figures",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| metric, original model | {s['validation.model']:.3f} |",
+        f"| metric, transcoders spliced (no error terms) | {s['metric_spliced']:.3f} |",
+        f"| metric, everything ablated | {s['validation.nothing']:.3f} |",
+        f"| metric, circuit only | {s['validation.circuit']:.3f} |",
+        f"| **faithfulness** | **{s['validation.faithfulness']:.3f}** |",
+        f"| completeness (circuit ablated; lower is better) | {s['validation.completeness']:.3f} |",
+        f"| circuit size | {s['circuit_features']} features "
+        f"({100 * s['circuit_feature_share']:.1f}% of {s['mean_active_features']:.0f} active per "
+        f"prompt), {s['circuit_nodes']} nodes, {s['circuit_edges']} edges |",
+        f"| replacement score (graph) | {s['replacement_score']:.3f} |",
+        f"| completeness score (graph) | {s['completeness_score']:.3f} |",
+        "",
+        f"Ablation: {s['validation.ablation']}.",
+        "",
+        "![circuit](graph.svg)",
+        "",
+        "## Faithfulness against circuit size",
+        "",
+        "![faithfulness against size](faithfulness.png)",
+        "",
+        "| nodes kept | faithfulness |",
+        "|---|---|",
+        *[f"| {size} | {f:.3f} |" for size, f in curve],
+        "",
+        "## Top features",
+        "",
+        "| node | role | influence | mean activation | description |",
+        "|---|---|---|---|---|",
+    ]
+    features = sorted((n for n in circuit.nodes if n.kind == "feature"), key=lambda n: -n.influence)
+    lines += [
+        f"| L{n.layer} #{n.feature} | {n.role} | {n.influence:.3f} | {n.activation:.2f} | "
+        f"{n.label} |"
+        for n in features[:15]
+    ]
+    heads = top_heads(circuit)
+    if heads:
+        lines += [
+            "",
+            "## Attention heads on circuit edges",
+            "",
+            "| head | weight carried |",
+            "|---|---|",
+        ]
+        lines += [f"| {h} | {w:.3f} |" for h, w in heads]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(summary: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(summary, indent=2, default=float) + "\n")
