@@ -54,6 +54,10 @@ class _Unreadable(Exception):
     """A cached atlas that cannot be used as it is; the message says why."""
 
 
+SHIPPED_ATLAS = "atlas"
+"""A set's own atlas, in this subdirectory of the set (used before the user cache)."""
+
+
 def atlas_key(tset_dir: Path, settings: ScanSettings, *, model: str, corpus: str) -> str:
     """Hex digest naming the atlas of the set saved in `tset_dir` on `corpus` under `settings`."""
     files = sorted(
@@ -174,14 +178,17 @@ def load_or_build_atlas(
         corpus_name += f"-eot{corpus.eot}"
     key = atlas_key(tset_dir, settings, model=model, corpus=corpus_name)
     path = atlas_dir(model, key)
-    if (path / ATLAS_JSON).exists() and not rebuild:
+    # a set may ship its atlas (the default model's does), so that no corpus is needed
+    for candidate in (tset_dir / SHIPPED_ATLAS, path):
+        if not (candidate / ATLAS_JSON).exists() or rebuild:
+            continue
         try:
-            scan = load_scan(path, key=key)
+            scan = load_scan(candidate, key=key)
         except _Unreadable as why:
-            log.warning("the cached feature atlas at %s is unusable (%s); rebuilding it", path, why)
+            log.warning("the feature atlas at %s is unusable (%s)", candidate, why)
         else:
-            log.info("feature atlas of %s loaded from %s", model, path)
-            return FeatureAtlas(scan, bridge=bridge, tset=tset, path=path)
+            log.info("feature atlas of %s loaded from %s", model, candidate)
+            return FeatureAtlas(scan, bridge=bridge, tset=tset, path=candidate)
     if corpus is None:
         corpus = load_corpus_tokens(spec, bridge)
     log.info("building the feature atlas of %s (%d held-out tokens)", model, n_tokens)
