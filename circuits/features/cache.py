@@ -185,7 +185,7 @@ def load_or_build_atlas(
         try:
             scan = load_scan(candidate, key=key)
         except _Unreadable as why:
-            log.warning("the feature atlas at %s is unusable (%s)", candidate, why)
+            log.warning("the feature atlas at %s is unusable (%s); rebuilding it", candidate, why)
         else:
             log.info("feature atlas of %s loaded from %s", model, candidate)
             return FeatureAtlas(scan, bridge=bridge, tset=tset, path=candidate)
