@@ -75,7 +75,7 @@ def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[i
         "",
         "## Top features",
         "",
-        "| node | role | influence | mean activation | description |",
+        "| node | role | share of circuit score | mean activation | description |",
         "|---|---|---|---|---|",
     ]
     features = sorted((n for n in circuit.nodes if n.kind == "feature"), key=lambda n: -n.influence)

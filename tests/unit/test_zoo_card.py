@@ -28,7 +28,8 @@ def test_transcoder_figures_are_recorded_in_both_views(tmp_path) -> None:
     record_transcoders(tmp_path, summary)
     card = json.loads((tmp_path / "card.json").read_text())
     assert card["transcoders"] == summary
-    assert {k: v for k, v in card.items() if k != "transcoders"} == before
+    others = {k: v for k, v in before.items() if k != "transcoders"}
+    assert {k: v for k, v in card.items() if k != "transcoders"} == others
     markdown = (tmp_path / "card.md").read_text()
     assert "## Transcoders" in markdown and "loss recovered 0.985" in markdown
     assert "| `ioi.logit_diff` | 1.600 | 2.700 | 1.660 |" in markdown
