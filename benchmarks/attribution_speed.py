@@ -9,6 +9,10 @@ the graph of the top output logits: `batched` (the full graph, `AttributionConfi
 `naive` (the same graph with one backward pass per target node, batch size 1) and `recursive`
 (the subgraph of `RecursiveConfig` defaults). Each runs in its own process so that its peak
 memory (max RSS, the model included) is its own. Results go to benchmarks/results/.
+
+The naive reference is written here, apart from the engine: one forward pass of the whole
+prompt, then one backward pass per target row, each read at every source site (the edges are
+computed from the gradients by the engine's own `SourceVectors`, so only the passes differ).
 """
 
 import argparse
@@ -36,6 +40,35 @@ def prompt_tokens(spec: str, bridge: Any, n: int) -> torch.Tensor:
     return torch.cat([torch.tensor([corpus.eot]), torch.from_numpy(text)])
 
 
+def naive_graph_edges(model: Any, tokens: torch.Tensor, targets: list) -> tuple[int, int, float]:
+    """The full graph's edges with one backward pass per row: (rows, edges, sum of |edges|)."""
+    from circuits.attribution.attribute import Injections, SourceVectors, prepare
+    from circuits.attribution.replacement import SourceScales
+
+    trace, index = prepare(model, tokens, targets)
+    d_model = trace.embedding.shape[-1]
+    probes = [
+        torch.zeros(1, trace.n_pos, d_model, dtype=model.dtype, requires_grad=True)
+        for _ in range(model.n_layers + 1)
+    ]
+    with torch.enable_grad():
+        replay = model.replay(trace, SourceScales.ones(trace), probes, lean=True)
+    injections = Injections(model, trace, targets)
+    sources = SourceVectors(model, trace, index)
+    n_rows = index.n_nodes - index.feature_start
+    n_edges, total = 0, 0.0
+    for row in range(n_rows):
+        objective = injections.objective(replay.mlp_in, replay.final, [row])
+        grads = torch.autograd.grad(objective, probes, retain_graph=True, allow_unused=True)
+        grads = [
+            torch.zeros_like(p) if g is None else g for g, p in zip(grads, probes, strict=True)
+        ]
+        edges = sources.edges(grads, 1)
+        n_edges += int((edges != 0).sum())
+        total += float(edges.abs().sum())
+    return n_rows, n_edges, total
+
+
 def measure(spec: str, n: int, method: str) -> dict[str, Any]:
     """One measurement (run in a child process)."""
     from circuits.attribution.attribute import AttributionConfig, attribute
@@ -54,15 +87,23 @@ def measure(spec: str, n: int, method: str) -> dict[str, Any]:
     targets = top_logit_targets(trace.logits, names, max_count=10, cumulative_probability=0.95)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
-    if method == "recursive":
-        graph = attribute_recursive(model, tokens, targets)
-        n_backward = graph.config["n_backward"]
+    if method == "naive":
+        n_backward, edges_kept, abs_sum = naive_graph_edges(model, tokens, targets)
+        wall = time.perf_counter() - start
+        n_features = sum(len(f) for f in trace.features)
     else:
-        config = AttributionConfig(batch_size=1 if method == "naive" else 64, progress=False)
-        graph = attribute(model, tokens, targets, config)
-        n_rows = graph.index.n_nodes - graph.index.feature_start
-        n_backward = -(-n_rows // config.batch_size)
-    wall = time.perf_counter() - start
+        if method == "recursive":
+            graph = attribute_recursive(model, tokens, targets)
+            n_backward = graph.config["n_backward"]
+        else:
+            config = AttributionConfig(max_edges_per_row=None, progress=False)
+            graph = attribute(model, tokens, targets, config)
+            n_rows = graph.index.n_nodes - graph.index.feature_start
+            n_backward = -(-n_rows // config.batch_size)
+        wall = time.perf_counter() - start
+        edges_kept = int(graph.edge_weights.numel())
+        abs_sum = float(graph.edge_weights.abs().sum())
+        n_features = graph.index.n_features
     return {
         "model": spec,
         "n_pos": n,
@@ -71,10 +112,10 @@ def measure(spec: str, n: int, method: str) -> dict[str, Any]:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_before_mb": baseline,
         "n_backward": n_backward,
-        "active_features": graph.index.n_features,
+        "active_features": n_features,
         "n_targets": len(targets),
-        "edges_kept": int(graph.edge_weights.numel()),
-        "abs_edge_sum": float(graph.edge_weights.abs().sum()),
+        "edges_kept": edges_kept,
+        "abs_edge_sum": abs_sum,
     }
 
 
@@ -113,7 +154,7 @@ def has_transcoders(spec: str) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["zoo:tiny", "zoo:small"])
     parser.add_argument("--lengths", nargs="+", type=int, default=[16, 64, 256])
     parser.add_argument("--naive-max-length", type=int, default=64)

@@ -220,7 +220,12 @@ class RowAttributor:
     def incoming(self, rows: Tensor) -> Float[Tensor, "n_rows n_sources"]:
         """Dense incoming edges of `rows` (offsets from the first feature node), in order."""
         positions = self.injections.positions(rows)
-        order = positions.argsort(stable=True)
+        # blocks share a prefix bucket and, within it, a layer: a block of early-layer rows
+        # only runs the backward pass through the layers below it
+        bucket = positions // self.bucket
+        layers = self.injections.layers(rows)
+        n_pos, n_layers = self.trace.n_pos, self.model.n_layers + 1
+        order = ((bucket * n_layers + layers) * n_pos + positions).argsort(stable=True)
         blocks = []
         for lo in range(0, len(rows), self.batch):
             picked = order[lo : lo + self.batch]
@@ -275,10 +280,18 @@ class Injections:
         self.pos = torch.cat(pos)
         self.enc = torch.cat(directions)
         self.n_features = len(self.layer)
+        self.n_layers = model.n_layers
         self.target_pos = torch.tensor([t.pos % trace.n_pos for t in targets], dtype=torch.long)
         W_U = model.bridge.W_U.to(model.dtype)  # [d_model, d_vocab]
         self.unembedded = torch.stack([W_U @ t.direction.to(model.dtype) for t in targets])
         """Each target's direction pulled back through the unembedding: [n_targets, d_model]."""
+
+    def layers(self, rows: Tensor) -> Tensor:
+        """The layer each row reads (targets: one past the last)."""
+        is_feature = rows < self.n_features
+        out = torch.full_like(rows, self.n_layers)
+        out[is_feature] = self.layer[rows[is_feature]]
+        return out
 
     def positions(self, rows: Tensor) -> Tensor:
         """The position each row reads."""

@@ -330,8 +330,11 @@ class ReplacementModel:
         at its position."""
         transcoder = self.transcoders[layer]
         rows = transcoder.W_dec[active.feature].to(self.dtype)  # [n_active, d_model]
+        batch = len(scale)
+        if batch > 1 and bool((scale == scale[:1]).all()):  # the same in every copy: once
+            return self._decode(layer, active, scale[:1], n_pos).expand(batch, -1, -1)
         weighted = (active.activation * scale)[..., None] * rows  # [batch, n_active, d_model]
-        out = torch.zeros(len(scale), n_pos, rows.shape[-1], dtype=self.dtype)
+        out = torch.zeros(batch, n_pos, rows.shape[-1], dtype=self.dtype)
         out = out.index_add(1, active.pos, weighted)
         return out + transcoder.b_dec.to(self.dtype)
 
