@@ -4,8 +4,9 @@
     python -m benchmarks.attribution_speed --models zoo:tiny --lengths 16 64
     python -m benchmarks.attribution_speed --naive-max-length 256  # also the slow reference at 256
 
-For each model and prompt length (a stretch of held-out corpus text), three ways of computing
-the graph of the top output logits: `batched` (the full graph, `AttributionConfig` defaults),
+For each model and prompt length (a stretch of held-out corpus text), four ways of computing
+the graph of the top output logits: `batched` (the full graph, every non-zero edge kept),
+`capped` (the same with `AttributionConfig` defaults, at most 2048 edges kept per node),
 `naive` (the same graph with one backward pass per target node, batch size 1) and `recursive`
 (the subgraph of `RecursiveConfig` defaults). Each runs in its own process so that its peak
 memory (max RSS, the model included) is its own. Results go to benchmarks/results/.
@@ -28,7 +29,7 @@ import torch
 
 from benchmarks.environment import commit, machine, write_results
 
-METHODS = ("batched", "naive", "recursive")
+METHODS = ("batched", "capped", "naive", "recursive")
 
 
 def prompt_tokens(spec: str, bridge: Any, n: int) -> torch.Tensor:
@@ -96,7 +97,8 @@ def measure(spec: str, n: int, method: str) -> dict[str, Any]:
             graph = attribute_recursive(model, tokens, targets)
             n_backward = graph.config["n_backward"]
         else:
-            config = AttributionConfig(max_edges_per_row=None, progress=False)
+            cap = None if method == "batched" else AttributionConfig().max_edges_per_row
+            config = AttributionConfig(max_edges_per_row=cap, progress=False)
             graph = attribute(model, tokens, targets, config)
             n_rows = graph.index.n_nodes - graph.index.feature_start
             n_backward = -(-n_rows // config.batch_size)
@@ -158,6 +160,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["zoo:tiny", "zoo:small"])
     parser.add_argument("--lengths", nargs="+", type=int, default=[16, 64, 256])
     parser.add_argument("--naive-max-length", type=int, default=64)
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run")
     parser.add_argument(
         "--one", nargs=3, metavar=("MODEL", "LENGTH", "METHOD"), help=argparse.SUPPRESS
@@ -175,7 +178,7 @@ def main() -> None:
             print(f"skipping {spec}: no transcoder set (train one with `transcoders train`)")
             continue
         for n in args.lengths:
-            for method in METHODS:
+            for method in args.methods:
                 if method == "naive" and n > args.naive_max_length:
                     continue
                 cmd = [
