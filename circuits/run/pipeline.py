@@ -29,6 +29,7 @@ from circuits.run.validate import (
     faithfulness,
     full_keep,
     mean_metric,
+    metrics_with,
     record_nodes,
 )
 from transcoders.splice import spliced_logits
@@ -55,6 +56,9 @@ class RunConfig:
     features (the strongest by influence)."""
     head_share: float = 0.1
     """Heads carrying at least this share of an edge are named on it."""
+    refine: int = 2
+    """Re-rank the strongest `refine` x (feature cap) nodes by resampling each alone on the real
+    model (0: first-order scores only)."""
     curve_points: int = 12
 
     def __post_init__(self) -> None:
@@ -63,6 +67,8 @@ class RunConfig:
         for name in ("node_threshold", "edge_threshold", "max_feature_share", "head_share"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if self.refine < 0:
+            raise ValueError(f"refine must be >= 0, got {self.refine}")
 
 
 @dataclass
@@ -122,25 +128,104 @@ def resample_scores(
     return score
 
 
-def select_nodes(merged: MergedGraph, graphs: list[Graph], config: RunConfig) -> torch.Tensor:
-    """Mask of merged nodes in the circuit. Features and error nodes are taken by score,
-    strongest first, until the features reach `max_feature_share` of the mean number of active
-    features per prompt, or until the kept nodes hold `node_threshold` of the total score;
-    tokens and the target are always in."""
-    score = merged.scores.abs()
+@dataclass(frozen=True)
+class Ranking:
+    """The order in which feature and error nodes join a circuit, and their weights (effects on
+    the metric, in metric units)."""
+
+    order: list[int]
+    """Merged node indices, strongest first."""
+    weight: torch.Tensor
+    """|effect| of each merged node (0 for tokens and the target)."""
+
+
+def feature_cap(graphs: list[Graph], config: RunConfig) -> int:
+    mean_active = sum(g.index.n_features for g in graphs) / len(graphs)
+    return max(1, int(config.max_feature_share * mean_active))
+
+
+def rank_nodes(
+    model: ReplacementModel,
+    prompt_set: Any,
+    records: list[tuple[NodeRecord, NodeRecord]],
+    merged: MergedGraph,
+    names: list[list[str]],
+    cap: int,
+    config: RunConfig,
+) -> Ranking:
+    """Feature and error nodes by first-order score; the strongest `refine * cap` of them then
+    re-ranked, ahead of the rest, by the effect on the metric of resampling each one alone on
+    the real model (one batched forward pass per prompt)."""
+    weight = merged.scores.abs().clone()
+    kinds = [k[0] for k in merged.keys]
+    middle = [i for i, k in enumerate(kinds) if k in ("feature", "error")]
+    order = sorted(middle, key=lambda i: -float(weight[i]))
+    candidates = order[: config.refine * cap]
+    if not candidates:
+        return Ranking(order, weight)
+    effects = single_node_effects(model, prompt_set, records, merged, candidates, names)
+    weight[candidates] = effects.abs()
+    refined = sorted(candidates, key=lambda i: -float(weight[i]))
+    return Ranking(refined + order[len(candidates) :], weight)
+
+
+def single_node_effects(
+    model: ReplacementModel,
+    prompt_set: Any,
+    records: list[tuple[NodeRecord, NodeRecord]],
+    merged: MergedGraph,
+    candidates: list[int],
+    names: list[list[str]],
+) -> torch.Tensor:
+    """Mean over prompts of m(model) - m(model with one candidate resampled), per candidate."""
+    tset = model.transcoders
+    effects = torch.zeros(len(candidates), dtype=torch.float64)
+    prompts = list(zip(prompt_set.prompts, records, names, strict=True))
+    for prompt, (_, corrupt), prompt_names in tqdm(
+        prompts, desc="node effects", unit="prompt", leave=False
+    ):
+        full = full_keep(tset, len(prompt_names))
+        keeps = []
+        for i in candidates:
+            node = chosen_nodes({merged.keys[i]}, prompt_names, model)
+            keeps.append(
+                Keep(
+                    [f & ~n for f, n in zip(full.features, node.features, strict=True)],
+                    [e & ~n for e, n in zip(full.errors, node.errors, strict=True)],
+                )
+            )
+        keeps.append(full)
+        values = metrics_with(
+            model.bridge,
+            tset,
+            torch.tensor(prompt.tokens),
+            Keep.stack(keeps),
+            corrupt,
+            lambda logits, p=prompt: prompt_set.metric_value(logits[p.position], p),
+        )
+        effects += (values[-1] - values[:-1]).double() / len(prompts)
+    return effects
+
+
+def select_nodes(
+    merged: MergedGraph, ranking: Ranking, cap: int, config: RunConfig
+) -> torch.Tensor:
+    """Mask of merged nodes in the circuit: feature and error nodes in ranking order until they
+    hold `node_threshold` of the total weight, with at most `cap` features (error nodes are not
+    capped: they stand for what the transcoders miss); tokens and the target are always in."""
     kinds = [k[0] for k in merged.keys]
     keep = torch.tensor([k in ("token", "target") for k in kinds])
-    mean_active = sum(g.index.n_features for g in graphs) / len(graphs)
-    cap = max(1, int(config.max_feature_share * mean_active))
-    middle = torch.tensor([k in ("feature", "error") for k in kinds]).nonzero().squeeze(1)
-    order = middle[score[middle].argsort(descending=True)]
-    total, held, n_features = float(score[middle].sum()), 0.0, 0
-    for i in order.tolist():
-        if n_features >= cap or held >= config.node_threshold * total:
+    total = float(ranking.weight[ranking.order].sum())
+    held, n_features = 0.0, 0
+    for i in ranking.order:
+        if held >= config.node_threshold * total:
             break
+        if kinds[i] == "feature":
+            if n_features >= cap:
+                continue
+            n_features += 1
         keep[i] = True
-        held += float(score[i])
-        n_features += kinds[i] == "feature"
+        held += float(ranking.weight[i])
     return keep
 
 
@@ -185,6 +270,7 @@ def validate(
     prompt_set: Any,
     records: list[tuple[NodeRecord, NodeRecord]],
     merged: MergedGraph,
+    ranking: Ranking,
     circuit_mask: torch.Tensor,
     names: list[list[str]],
     config: RunConfig,
@@ -215,9 +301,8 @@ def validate(
     circuit = metric_keeping(chosen)
     without = metric_keeping(chosen, inside=False)
     # faithfulness against size: features and errors by score
-    middle = [i for i, k in enumerate(merged.keys) if k[0] in ("feature", "error")]
-    ranked = sorted(middle, key=lambda i: -float(merged.scores[i].abs()))
-    n_circuit = int(circuit_mask[middle].sum())
+    ranked = ranking.order
+    n_circuit = int(circuit_mask[ranked].sum())
     top = torch.log10(torch.tensor(float(max(len(ranked), 1))))
     grid = torch.logspace(0, float(top), config.curve_points).round().long().tolist()
     curve = []
@@ -276,6 +361,7 @@ def build_circuit(
     model_spec: str,
     model: ReplacementModel,
     merged: MergedGraph,
+    weight: torch.Tensor,
     circuit_mask: torch.Tensor,
     edge_mask: torch.Tensor,
     heads: dict[int, torch.Tensor],
@@ -288,7 +374,7 @@ def build_circuit(
 ) -> Circuit:
     kept = circuit_mask.nonzero().squeeze(1).tolist()
     position = {old: new for new, old in enumerate(kept)}
-    total = float(merged.scores[kept].abs().sum()) or 1.0
+    total = float(weight[kept].sum()) or 1.0
     nodes = []
     for i in kept:
         kind, layer, feature, role = merged.keys[i]
@@ -309,7 +395,7 @@ def build_circuit(
                 feature=feature,
                 label=label,
                 activation=float(merged.activations[i]),
-                influence=float(merged.scores[i].abs()) / total,
+                influence=float(weight[i]) / total,
             )
         )
     edges = []
@@ -317,10 +403,10 @@ def build_circuit(
         r, c = int(merged.rows[e]), int(merged.cols[e])
         if r not in position or c not in position:
             continue
-        weight = float(merged.weights[e])
+        edge_weight = float(merged.weights[e])
         named = []
-        if e in heads and abs(weight) > 0:
-            share = heads[e] / weight  # [n_layers, n_heads]
+        if e in heads and abs(edge_weight) > 0:
+            share = heads[e] / edge_weight  # [n_layers, n_heads]
             for (layer, head), value in zip(
                 share.nonzero().tolist(), share[share != 0].tolist(), strict=True
             ):
@@ -328,7 +414,7 @@ def build_circuit(
                     named.append((f"L{layer}H{head}", round(value, 3)))
             named.sort(key=lambda h: -h[1])
         edges.append(
-            CircuitEdge(source=position[c], target=position[r], weight=weight, heads=named)
+            CircuitEdge(source=position[c], target=position[r], weight=edge_weight, heads=named)
         )
     used = {node.role for node in nodes}
     return Circuit(
@@ -408,7 +494,9 @@ def run_task(
         node_threshold=config.node_threshold,
         edge_threshold=config.edge_threshold,
     )
-    circuit_mask = select_nodes(merged, graphs, config)
+    cap = feature_cap(graphs, config)
+    ranking = rank_nodes(model, prompt_set, records, merged, names, cap, config)
+    circuit_mask = select_nodes(merged, ranking, cap, config)
     edge_mask = circuit_edges(merged, circuit_mask, config)
     # tokens without a drawn edge are left out
     used = torch.zeros_like(circuit_mask)
@@ -429,6 +517,7 @@ def run_task(
         model_spec,
         model,
         merged,
+        ranking.weight,
         circuit_mask,
         edge_mask,
         heads,
@@ -439,7 +528,9 @@ def run_task(
         config,
         len(graphs),
     )
-    validation, curve = validate(model, prompt_set, records, merged, circuit_mask, names, config)
+    validation, curve = validate(
+        model, prompt_set, records, merged, ranking, circuit_mask, names, config
+    )
     spliced = [
         float(
             prompt_set.metric_value(

@@ -29,12 +29,21 @@ Hook = tuple[str, Callable[..., Tensor]]
 
 @dataclass(frozen=True)
 class Keep:
-    """What one prompt keeps at its clean value; everything else takes its corrupted value."""
+    """What one prompt keeps at its clean value; everything else takes its corrupted value.
+    Masks may carry a leading batch dimension: one copy of the prompt per mask."""
 
     features: list[Tensor]
-    """Per layer, a boolean mask [n_pos, d_transcoder]."""
+    """Per layer, a boolean mask [(batch,) n_pos, d_transcoder]."""
     errors: list[Tensor]
-    """Per layer, a boolean mask [n_pos]."""
+    """Per layer, a boolean mask [(batch,) n_pos]."""
+
+    @staticmethod
+    def stack(keeps: Sequence["Keep"]) -> "Keep":
+        n_layers = len(keeps[0].features)
+        return Keep(
+            [torch.stack([k.features[i] for k in keeps]) for i in range(n_layers)],
+            [torch.stack([k.errors[i] for k in keeps]) for i in range(n_layers)],
+        )
 
 
 @dataclass(frozen=True)
@@ -77,12 +86,12 @@ def patch_hooks(tset: TranscoderSet, keep: Keep, corrupt: NodeRecord) -> list[Ho
             out: Tensor, hook: Any, inputs: dict[str, Tensor] = inputs, layer: int = layer
         ) -> Tensor:
             transcoder = tset[layer]
-            x = inputs.pop("x")[0]
+            x = inputs.pop("x")  # [batch, n_pos, d_model]
             live = transcoder.encode(x).features
             f = torch.where(keep.features[layer], live, corrupt.features[layer])
-            error = out[0] - transcoder.decode(live) - transcoder.skip_path(x)
-            error = torch.where(keep.errors[layer][:, None], error, corrupt.errors[layer])
-            return (transcoder.decode(f) + transcoder.skip_path(x) + error)[None]
+            error = out - transcoder.decode(live) - transcoder.skip_path(x)
+            error = torch.where(keep.errors[layer][..., None], error, corrupt.errors[layer])
+            return transcoder.decode(f) + transcoder.skip_path(x) + error
 
         hooks += [(names.hook_in, read), (names.hook_out, write)]
     return hooks
@@ -98,8 +107,24 @@ def metric_with(
     metric: Callable[[Tensor], Tensor],
 ) -> float:
     """The metric (a function of the logits [n_pos, d_vocab]) with `keep` at clean values."""
-    logits = bridge.run_with_hooks(tokens[None], fwd_hooks=patch_hooks(tset, keep, corrupt))
-    return float(metric(logits[0]))
+    return float(metrics_with(bridge, tset, tokens, Keep.stack([keep]), corrupt, metric)[0])
+
+
+@torch.no_grad()
+def metrics_with(
+    bridge: Any,
+    tset: TranscoderSet,
+    tokens: Tensor,
+    keeps: Keep,
+    corrupt: NodeRecord,
+    metric: Callable[[Tensor], Tensor],
+) -> Tensor:
+    """The metric of each copy of the prompt, copy i keeping the masks `keeps[i]` (batched)."""
+    batch = len(keeps.errors[0])
+    logits = bridge.run_with_hooks(
+        tokens[None].expand(batch, -1), fwd_hooks=patch_hooks(tset, keeps, corrupt)
+    )
+    return torch.stack([metric(row) for row in logits])
 
 
 def full_keep(tset: TranscoderSet, n_pos: int) -> Keep:
