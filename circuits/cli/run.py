@@ -11,7 +11,8 @@ EPILOG = """examples:
   circuits run tasks/ioi.toml --model zoo:small --out out/ioi-small
   circuits run tasks/ioi.toml --engine recursive       expand from the metric instead of full graphs
 
-Writes graph.svg (and .png), graph.json (for the common graph viewer), circuit.json, the first
+Writes graph.svg (and .png), graph.json (for the common graph viewer), circuit.json,
+features.json (top contexts, promoted and input tokens of the circuit's features), the first
 prompt's attribution graph (graphs/prompt-0/), faithfulness.png, report.md and summary.json.
 Validation ablates nodes by resampling them from each prompt's paired corrupted prompt.
 """
@@ -88,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     tset = load_transcoder_set(tset_dir, bridge=bridge, model=model_id(model_spec))
     prompt_set = build_prompt_set(spec, bridge.tokenizer, n_ctx=bridge.cfg.n_ctx, count=args.count)
     model = ReplacementModel(bridge, tset, transcoders_id=str(tset_dir))
-    labels = feature_labels(model_spec, bridge, tset, tset_dir)
+    atlas = feature_atlas(model_spec, bridge, tset, tset_dir)
+    labels = atlas.labels if atlas is not None else None
     result = run_task(spec, prompt_set, model, model_spec=model_spec, config=config, labels=labels)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
     )
     export.write_json(viewer, tmp / "graph.json")
     export.write_json(circuit.to_json(), tmp / "circuit.json")
+    if atlas is not None:
+        keys = sorted({(n.layer, n.feature) for n in circuit.nodes if n.feature is not None})
+        descriptions = atlas.describe(keys)
+        export.write_json(
+            {"features": [descriptions[k].to_json() for k in keys]}, tmp / "features.json"
+        )
     result.graphs[0].save(tmp / "graphs" / "prompt-0")
     n_circuit = sum(n.kind in ("feature", "error") for n in circuit.nodes)
     plot_curve(result.curve, n_circuit, tmp / "faithfulness.png")
@@ -126,13 +134,16 @@ def run(args: argparse.Namespace) -> int:
         f"{s['circuit_features']} features ({100 * s['circuit_feature_share']:.1f}% of active), "
         f"completeness {s['validation.completeness']:.3f}, {s['seconds']:.0f} s"
     )
-    print(f"wrote {out}/: report.md, graph.svg, graph.png, graph.json, circuit.json, summary.json")
+    print(
+        f"wrote {out}/: report.md, graph.svg, graph.png, graph.json, circuit.json, "
+        "features.json, summary.json"
+    )
     return 0
 
 
-def feature_labels(model_spec, bridge, tset, tset_dir):
-    """A function naming features from the (cached) feature atlas, or None (with a warning) if
-    the atlas cannot be built here: it needs the corpus the model was trained on."""
+def feature_atlas(model_spec, bridge, tset, tset_dir):
+    """The (cached) feature atlas of the set, or None (with a warning) if it cannot be built
+    here: it needs the corpus the model was trained on."""
     from circuits.errors import CircuitsError
     from circuits.features import load_or_build_atlas
 
@@ -141,4 +152,4 @@ def feature_labels(model_spec, bridge, tset, tset_dir):
     except CircuitsError as err:
         log.warning("features are shown without descriptions: %s", err)
         return None
-    return atlas.labels
+    return atlas
