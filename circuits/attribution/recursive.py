@@ -5,7 +5,7 @@ Starting from the targets, each round computes the incoming edges of the nodes o
 (one backward pass per `batch_size` of them, as in the full graph), keeps each node's strongest
 `beam` inputs above `threshold` of its total input, and puts the features among them on the next
 frontier. Tokens and error nodes are leaves. The edges are exactly those of the full graph; only
-fewer rows are computed.
+fewer rows are computed. Every kept edge is then split by the attention heads that carried it.
 """
 
 from dataclasses import asdict, dataclass
@@ -15,6 +15,7 @@ from torch import Tensor
 
 from circuits.attribution.attribute import AttributionConfig, RowAttributor, make_graph, prepare
 from circuits.attribution.graph import Graph
+from circuits.attribution.heads import resolve_heads
 from circuits.attribution.replacement import ReplacementModel
 from circuits.attribution.targets import Target
 
@@ -33,6 +34,8 @@ class RecursiveConfig:
     """Stop expanding once this many feature nodes have been expanded."""
     batch_size: int = 64
     """Rows per backward pass."""
+    heads: bool = True
+    """Also resolve every kept edge by attention head (see `heads.resolve_heads`)."""
 
     def __post_init__(self) -> None:
         for name in ("max_depth", "beam", "max_nodes", "batch_size"):
@@ -82,7 +85,7 @@ def attribute_recursive(
         room = config.max_nodes - (len(expanded) - index.n_targets)
         frontier = torch.tensor(fresh[: max(room, 0)], dtype=torch.long)
     edges = (torch.cat(rows), torch.cat(cols), torch.cat(weights))
-    return make_graph(
+    graph = make_graph(
         model,
         trace,
         targets,
@@ -91,3 +94,9 @@ def attribute_recursive(
         prompt=prompt,
         config=asdict(config) | {"engine": "recursive", "n_backward": attributor.n_backward},
     )
+    if config.heads and len(graph.edge_rows):
+        graph.head_edges = torch.arange(len(graph.edge_rows))
+        graph.head_shares = resolve_heads(
+            model, graph, graph.head_edges, batch_size=config.batch_size
+        )
+    return graph

@@ -114,6 +114,7 @@ def test_models_whose_attention_cannot_be_frozen_are_refused(root):
 
 @pytest.mark.parametrize("architecture", ["gpt2", "llama"])
 def test_recursive_attribution_agrees_with_the_full_graph(root, architecture):
+    from circuits.attribution.heads import resolve_heads
     from circuits.attribution.recursive import RecursiveConfig, attribute_recursive
 
     bridge = random_bridge(architecture, root)
@@ -127,6 +128,23 @@ def test_recursive_attribution_agrees_with_the_full_graph(root, architecture):
     assert n_expanded_rows > len(targets), "the expansion should reach features"
     torch.testing.assert_close(
         sub.edge_weights, dense[sub.edge_rows, sub.edge_cols], rtol=1e-10, atol=1e-12
+    )
+    # its edges come resolved by head, as `resolve_heads` does on the full graph
+    assert sub.head_edges is not None and sub.head_shares is not None
+    full_edge = {
+        (r, c): i
+        for i, (r, c) in enumerate(
+            zip(full.edge_rows.tolist(), full.edge_cols.tolist(), strict=True)
+        )
+    }
+    picked = torch.tensor(
+        [
+            full_edge[(r, c)]
+            for r, c in zip(sub.edge_rows.tolist(), sub.edge_cols.tolist(), strict=True)
+        ]
+    )
+    torch.testing.assert_close(
+        sub.head_shares, resolve_heads(model, full, picked), rtol=1e-10, atol=1e-12
     )
     # each expanded row keeps its strongest inputs
     for row in set(sub.edge_rows.tolist()):
