@@ -8,7 +8,7 @@ For each model and prompt length (a stretch of held-out corpus text), four ways 
 the graph of the top output logits: `batched` (the full graph, every non-zero edge kept),
 `capped` (the same with `AttributionConfig` defaults, at most 2048 edges kept per node),
 `naive` (the same graph with one backward pass per target node, batch size 1) and `recursive`
-(the subgraph of `RecursiveConfig` defaults). Each runs in its own process so that its peak
+(the subgraph of `RecursiveConfig` defaults, without head resolution). Each runs in its own process so that its peak
 memory (max RSS, the model included) is its own. Results go to benchmarks/results/.
 
 The naive reference is written here, apart from the engine: one forward pass of the whole
@@ -73,7 +73,7 @@ def naive_graph_edges(model: Any, tokens: torch.Tensor, targets: list) -> tuple[
 def measure(spec: str, n: int, method: str) -> dict[str, Any]:
     """One measurement (run in a child process)."""
     from circuits.attribution.attribute import AttributionConfig, attribute
-    from circuits.attribution.recursive import attribute_recursive
+    from circuits.attribution.recursive import RecursiveConfig, attribute_recursive
     from circuits.attribution.replacement import ReplacementModel
     from circuits.attribution.targets import top_logit_targets
     from circuits.models import load_model
@@ -94,7 +94,7 @@ def measure(spec: str, n: int, method: str) -> dict[str, Any]:
         n_features = sum(len(f) for f in trace.features)
     else:
         if method == "recursive":
-            graph = attribute_recursive(model, tokens, targets)
+            graph = attribute_recursive(model, tokens, targets, RecursiveConfig(heads=False))
             n_backward = graph.config["n_backward"]
         else:
             cap = None if method == "batched" else AttributionConfig().max_edges_per_row

@@ -91,7 +91,7 @@ def compute_graphs(model: ReplacementModel, prompt_set: Any, config: RunConfig) 
             )
         else:
             graph = attribute_recursive(
-                model, tokens, [target], RecursiveConfig(), prompt=prompt.text
+                model, tokens, [target], RecursiveConfig(heads=False), prompt=prompt.text
             )
         graphs.append(graph)
     return graphs
