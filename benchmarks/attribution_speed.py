@@ -8,8 +8,9 @@ For each model and prompt length (a stretch of held-out corpus text), four ways 
 the graph of the top output logits: `batched` (the full graph, every non-zero edge kept),
 `capped` (the same with `AttributionConfig` defaults, at most 2048 edges kept per node),
 `naive` (the same graph with one backward pass per target node, batch size 1) and `recursive`
-(the subgraph of `RecursiveConfig` defaults, without head resolution). Each runs in its own process so that its peak
-memory (max RSS, the model included) is its own. Results go to benchmarks/results/.
+(the subgraph of `RecursiveConfig` defaults, without head resolution). Each runs in its own
+process so that its peak memory (max RSS, the model included) is its own. Results go to
+benchmarks/results/.
 
 The naive reference is written here, apart from the engine: one forward pass of the whole
 prompt, then one backward pass per target row, each read at every source site (the edges are
