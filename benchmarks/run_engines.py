@@ -21,7 +21,8 @@ from benchmarks.environment import commit, machine, write_results
 def measure(task: Path, engine: str, count: int | None, model_spec: str) -> dict[str, Any]:
     from circuits.attribution.replacement import ReplacementModel
     from circuits.models import load_model
-    from circuits.run.pipeline import RunConfig, run_task
+    from circuits.run.config import RunConfig
+    from circuits.run.pipeline import run_task
     from circuits.tasks import build_prompt_set, load_task
     from transcoders.transcoder_set import default_transcoders_dir, load_transcoder_set
 

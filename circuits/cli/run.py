@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from circuits.run import export
     from circuits.run.aggregate import role_names
     from circuits.run.circuit import drawable
-    from circuits.run.pipeline import RunConfig, replace_dir, run_task
+    from circuits.run.config import RunConfig
+    from circuits.run.pipeline import replace_dir, run_task
     from circuits.run.report import plot_curve, render_report, write_summary
     from circuits.tasks import build_prompt_set, load_task
     from transcoders.transcoder_set import default_transcoders_dir, load_transcoder_set, model_id
