@@ -12,7 +12,8 @@ EPILOG = """examples:
   circuits run tasks/ioi.toml --engine recursive       expand from the metric instead of full graphs
 
 Writes graph.svg (and .png), graph.json (for the common graph viewer), circuit.json,
-features.json (top contexts, promoted and input tokens of the circuit's features), the first
+components.json (the influence each attention head and MLP layer carries), features.json
+(top contexts, promoted and input tokens of the circuit's features), the first
 prompt's attribution graph (graphs/prompt-0/), faithfulness.png, report.md and summary.json.
 Validation ablates nodes by resampling them from each prompt's paired corrupted prompt.
 """
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from circuits.attribution.replacement import ReplacementModel
+    from circuits.components.from_circuit import component_view
     from circuits.models import load_model
     from circuits.run import export
     from circuits.run.aggregate import role_names
@@ -117,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     )
     export.write_json(viewer, tmp / "graph.json")
     export.write_json(circuit.to_json(), tmp / "circuit.json")
+    view = component_view(circuit, bridge.cfg.n_heads)
+    export.write_json(view.to_json(), tmp / "components.json")
     if atlas is not None:
         keys = sorted({(n.layer, n.feature) for n in circuit.nodes if n.feature is not None})
         descriptions = atlas.describe(keys)
@@ -126,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
     result.graphs[0].save(tmp / "graphs" / "prompt-0")
     n_circuit = sum(n.kind in ("feature", "error") for n in circuit.nodes)
     plot_curve(result.curve, n_circuit, tmp / "faithfulness.png")
-    write_summary(result.summary, tmp / "summary.json")
+    write_summary(
+        {**result.summary, "faithfulness_curve": [list(p) for p in result.curve]},
+        tmp / "summary.json",
+    )
     (tmp / "report.md").write_text(render_report(circuit, result.summary, result.curve))
     replace_dir(tmp, out)
     s = result.summary
@@ -137,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"wrote {out}/: report.md, graph.svg, graph.png, graph.json, circuit.json, "
-        "features.json, summary.json"
+        "features.json, components.json, summary.json"
     )
     return 0
 

@@ -1,0 +1,1 @@
+"""The slow, exhaustive causal reference: patching every head and MLP, and paths between them."""

@@ -1,0 +1,1 @@
+"""Attention heads and MLP layers: the units the benchmarks score circuits in."""

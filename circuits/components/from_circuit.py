@@ -1,0 +1,93 @@
+"""A transcoder circuit seen as components: how much of its influence each head and MLP carries.
+
+An MLP layer carries the influence of its features and its error nodes. An attention head
+carries the part of each edge that runs through it (the circuit's head shares), weighted by
+the influence that flows along the edge: the influence of the edge's target times the edge's
+share of the target's incoming weight. Component edges follow the same weights: an edge from a
+layer-2 feature to the metric carried 70% by L3H1 gives MLP2 -> L3H1 and L3H1 -> LOGITS 70% of
+its influence each, and MLP2 -> LOGITS the rest. Heads that feed other heads stay invisible:
+in a transcoder graph attention is a path, not a node, so head-to-head edges are never seen.
+"""
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from circuits.components.naming import EMBED, LOGITS, components
+from circuits.run.circuit import Circuit, CircuitNode
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComponentView:
+    """One circuit's weight on every component, each a share of the circuit's influence."""
+
+    task: str
+    model: str
+    n_layers: int
+    n_heads: int
+    scores: dict[str, float]
+    """Component name -> influence it carries (every head and MLP of the model; 0 if unused)."""
+    edges: dict[str, float] = field(default_factory=dict)
+    """`"SENDER->RECEIVER"` -> influence along that component edge."""
+    flow: dict[str, float] = field(default_factory=dict)
+    """Share of the influence through feature, error and token nodes, and the share of edge
+    influence that attention heads carry (`attention`)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ComponentView":
+        return cls(**data)
+
+
+def _component_of(node: CircuitNode) -> str:
+    if node.kind == "token":
+        return EMBED
+    if node.kind == "target":
+        return LOGITS
+    return f"MLP{node.layer}"
+
+
+def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
+    """Map `circuit` onto the heads and MLPs of a model with `n_heads` heads per layer."""
+    scores = {c.name: 0.0 for c in components(circuit.n_layers, n_heads)}
+    flow = {"feature": 0.0, "error": 0.0, "token": 0.0}
+    for node in circuit.nodes:
+        if node.kind in ("feature", "error"):
+            scores[f"MLP{node.layer}"] += node.influence
+        if node.kind in flow:
+            flow[node.kind] += node.influence
+    incoming: dict[int, float] = defaultdict(float)
+    for edge in circuit.edges:
+        incoming[edge.target] += abs(edge.weight)
+    edges: dict[str, float] = defaultdict(float)
+    through_heads = total = 0.0
+    for edge in circuit.edges:
+        target = circuit.nodes[edge.target]
+        reach = target.influence if target.kind != "target" else 1.0
+        weight = reach * abs(edge.weight) / (incoming[edge.target] or 1.0)
+        sender = _component_of(circuit.nodes[edge.source])
+        receiver = _component_of(target)
+        carried = 0.0
+        for head, share in edge.heads:
+            part = weight * min(max(share, 0.0), 1.0)
+            scores[head] = scores.get(head, 0.0) + part
+            edges[f"{sender}->{head}"] += part
+            edges[f"{head}->{receiver}"] += part
+            carried += part
+        direct = max(weight - carried, 0.0)
+        if direct > 0 and sender != receiver:
+            edges[f"{sender}->{receiver}"] += direct
+        through_heads += min(carried, weight)
+        total += weight
+    flow["attention"] = through_heads / total if total else 0.0
+    return ComponentView(
+        task=circuit.task,
+        model=circuit.model,
+        n_layers=circuit.n_layers,
+        n_heads=n_heads,
+        scores=scores,
+        edges=dict(edges),
+        flow=flow,
+    )
