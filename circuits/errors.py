@@ -23,3 +23,7 @@ class AttributionError(CircuitsError):
 
 class TaskFileError(CircuitsError):
     """A task file (TOML) that is malformed or builds prompts the model cannot take."""
+
+
+class CompareError(CircuitsError):
+    """Directories that cannot be compared: not run directories, or runs of different tasks."""

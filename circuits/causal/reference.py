@@ -3,8 +3,10 @@ patched, stored with the model card.
 
 Effects are shares of the task's clean-minus-corrupt gap: 1.0 means patching the component
 (or the path) from the corrupted prompt moves the metric all the way to its corrupted value.
-The reference circuit is every component whose total or direct effect, or whose effect at one
-role position, reaches `threshold` in magnitude, plus every head given a role.
+The reference circuit is every component whose total or direct effect reaches `threshold` in
+magnitude, plus every head given a role. Single-position effects are mean ablations, which
+also remove what a position says about the prompt in general (which name, which year), so they
+serve the role rules and not the circuit.
 """
 
 import json
@@ -24,7 +26,8 @@ class ComponentEffect:
     direct: float
     """Path patching the component's output into the final residual stream only."""
     by_position: dict[str, float] = field(default_factory=dict)
-    """Role -> resample-ablating the output at that role's position only."""
+    """Role -> mean-ablating the output at that role's position only (replacing it by its mean
+    there over the prompts)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,11 +59,8 @@ class Reference:
     def circuit(self) -> list[str]:
         """The reference circuit's components, in forward-pass order."""
         cut = self.threshold
-        inside = {
-            name
-            for name, e in self.components.items()
-            if max([abs(e.total), abs(e.direct), *map(abs, e.by_position.values())]) >= cut
-        }
+        scores = self.component_scores()
+        inside = {name for name, score in scores.items() if score >= cut}
         inside |= {head for heads in self.roles.values() for head in heads}
         return [name for name in self.components if name in inside]
 
@@ -69,11 +69,9 @@ class Reference:
         return [edge for edge, effect in self.edges.items() if abs(effect) >= self.threshold]
 
     def component_scores(self) -> dict[str, float]:
-        """One score per component for ranking: its largest effect in magnitude."""
-        return {
-            name: max([abs(e.total), abs(e.direct), *map(abs, e.by_position.values())])
-            for name, e in self.components.items()
-        }
+        """One score per component for ranking: its total or direct effect, the larger in
+        magnitude."""
+        return {name: max(abs(e.total), abs(e.direct)) for name, e in self.components.items()}
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "circuit": self.circuit}

@@ -5,11 +5,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from circuits.cli import corpus, features, run, tasks, zoo
+from circuits.cli import compare, corpus, features, reference, run, tasks, zoo
 from circuits.errors import CircuitsError
 
 EPILOG = """examples:
   circuits run tasks/ioi.toml       the IOI circuit of the shipped model -> out/ioi/
+  circuits compare out/ioi-tiny out/ioi-small  one task's circuits on two models side by side
+  circuits reference tasks/ioi.toml --model zoo:small   measure the causal reference circuit
   circuits zoo list                 the zoo's models, their sizes and task scores
   circuits zoo eval default --json  task scores of the shipped model on held-out prompts
   circuits zoo train small          train a bigger zoo model (resumes if interrupted)
@@ -32,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_parser(commands)
     features.add_parser(commands)
     tasks.add_parser(commands)
+    compare.add_parser(commands)
+    reference.add_parser(commands)
     return parser
 
 

@@ -30,8 +30,8 @@ class ComponentView:
     edges: dict[str, float] = field(default_factory=dict)
     """`"SENDER->RECEIVER"` -> influence along that component edge."""
     flow: dict[str, float] = field(default_factory=dict)
-    """Share of the influence through feature, error and token nodes, and the share of edge
-    influence that attention heads carry (`attention`)."""
+    """Share of the circuit's node influence on feature and on error nodes, and the share of
+    edge influence that attention heads carry (`attention`)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,7 +52,7 @@ def _component_of(node: CircuitNode) -> str:
 def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
     """Map `circuit` onto the heads and MLPs of a model with `n_heads` heads per layer."""
     scores = {c.name: 0.0 for c in components(circuit.n_layers, n_heads)}
-    flow = {"feature": 0.0, "error": 0.0, "token": 0.0}
+    flow = {"feature": 0.0, "error": 0.0}
     for node in circuit.nodes:
         if node.kind in ("feature", "error"):
             scores[f"MLP{node.layer}"] += node.influence
