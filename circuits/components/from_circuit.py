@@ -3,10 +3,13 @@
 An MLP layer carries the influence of its features and its error nodes. An attention head
 carries the part of each edge that runs through it (the circuit's head shares), weighted by
 the influence that flows along the edge: the influence of the edge's target times the edge's
-share of the target's incoming weight. Component edges follow the same weights: an edge from a
-layer-2 feature to the metric carried 70% by L3H1 gives MLP2 -> L3H1 and L3H1 -> LOGITS 70% of
-its influence each, and MLP2 -> LOGITS the rest. Heads that feed other heads stay invisible:
-in a transcoder graph attention is a path, not a node, so head-to-head edges are never seen.
+share of what the target receives of the corruption (an edge's weight times how much its
+source changes on the corrupted prompt: an edge from a token the corruption leaves alone
+carries none of it, however large its weight on the clean prompt). Component edges follow the
+same weights: an edge from a layer-2 feature to the metric carried 70% by L3H1 gives
+MLP2 -> L3H1 and L3H1 -> LOGITS 70% of its influence each, and MLP2 -> LOGITS the rest. Heads
+that feed other heads stay invisible: in a transcoder graph attention is a path, not a node,
+so head-to-head edges are never seen.
 """
 
 from collections import defaultdict
@@ -14,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from circuits.components.naming import EMBED, LOGITS, components
-from circuits.run.circuit import Circuit, CircuitNode
+from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,15 +61,20 @@ def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
             scores[f"MLP{node.layer}"] += node.influence
         if node.kind in flow:
             flow[node.kind] += node.influence
+
+    def changed(edge: CircuitEdge) -> float:
+        # what the edge carries of the corruption: its weight times its source's change
+        return abs(edge.weight * circuit.nodes[edge.source].change)
+
     incoming: dict[int, float] = defaultdict(float)
     for edge in circuit.edges:
-        incoming[edge.target] += abs(edge.weight)
+        incoming[edge.target] += changed(edge)
     edges: dict[str, float] = defaultdict(float)
     through_heads = total = 0.0
     for edge in circuit.edges:
         target = circuit.nodes[edge.target]
         reach = target.influence if target.kind != "target" else 1.0
-        weight = reach * abs(edge.weight) / (incoming[edge.target] or 1.0)
+        weight = reach * changed(edge) / (incoming[edge.target] or 1.0)
         sender = _component_of(circuit.nodes[edge.source])
         receiver = _component_of(target)
         carried = 0.0

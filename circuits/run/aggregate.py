@@ -7,6 +7,7 @@ on the task metric, like a single graph.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -128,3 +129,37 @@ def merge_graphs(
     for i, total in summed_scores.items():
         mean_scores[i] = total / len(graphs)
     return MergedGraph(keys, unique // n, unique % n, mean, activations, mean_scores, pruning)
+
+
+def corruption_changes(
+    keys: list[Key],
+    names: list[list[str]],
+    tokens: list[tuple[list[int], list[int]]],
+    records: list[tuple[Any, Any]],
+) -> list[float]:
+    """How much each node changes from the clean to the corrupted prompt, relative to its clean
+    value, averaged over the prompts where it is present: a feature's `(a - a') / a`, an error
+    node's `|e - e'| / |e|`, a token's 1 if it differs and 0 if not (targets: 1). Nodes left of
+    the first corrupted token do not change at all, whatever their weight on the clean prompt."""
+    out = []
+    where = [{name: pos for pos, name in enumerate(prompt_names)} for prompt_names in names]
+    for kind, layer, feature, role in keys:
+        values = []
+        for at, (clean_ids, corrupt_ids), (clean, corrupt) in zip(
+            where, tokens, records, strict=True
+        ):
+            pos = at.get(role)
+            if kind == "target" or pos is None:
+                continue
+            if kind == "token":
+                values.append(float(clean_ids[pos] != corrupt_ids[pos]))
+            elif kind == "error":
+                e, e2 = clean.errors[layer][pos], corrupt.errors[layer][pos]
+                norm = float(e.norm())
+                values.append(float((e - e2).norm()) / norm if norm > 0 else 0.0)
+            else:
+                a = float(clean.features[layer][pos, feature])
+                if a != 0:
+                    values.append((a - float(corrupt.features[layer][pos, feature])) / a)
+        out.append(sum(values) / len(values) if values else 1.0)
+    return out

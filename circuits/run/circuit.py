@@ -27,6 +27,9 @@ class CircuitNode:
     """Mean over prompts: feature activation, token count, or the target's value."""
     influence: float = 0.0
     """Mean total influence on the target (share of the target's input that flows through it)."""
+    change: float = 1.0
+    """Mean change from the clean to the corrupted prompt relative to the clean value (1: gone
+    or different, 0: the same, as for everything left of the first corrupted token)."""
 
     @property
     def key(self) -> tuple:

@@ -18,7 +18,13 @@ from circuits.attribution.graph import Graph
 from circuits.attribution.heads import resolve_heads
 from circuits.attribution.recursive import RecursiveConfig, attribute_recursive
 from circuits.attribution.replacement import ReplacementModel
-from circuits.run.aggregate import MergedGraph, merge_graphs, node_keys, role_names
+from circuits.run.aggregate import (
+    MergedGraph,
+    corruption_changes,
+    merge_graphs,
+    node_keys,
+    role_names,
+)
 from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
 from circuits.run.config import RunConfig
 from circuits.run.select import (
@@ -175,6 +181,7 @@ def build_circuit(
     metric_name: str,
     config: RunConfig,
     n_prompts: int,
+    changes: dict[int, float],
 ) -> Circuit:
     kept = circuit_mask.nonzero().squeeze(1).tolist()
     position = {old: new for new, old in enumerate(kept)}
@@ -200,6 +207,7 @@ def build_circuit(
                 label=label,
                 activation=float(merged.activations[i]),
                 influence=float(weight[i]) / total,
+                change=changes[i],
             )
         )
     edges = []
@@ -314,6 +322,13 @@ def run_task(
         merged,
         edge_mask,
     )
+    kept = circuit_mask.nonzero().squeeze(1).tolist()
+    changes = corruption_changes(
+        [merged.keys[i] for i in kept],
+        names,
+        [(p.tokens, p.corrupt_tokens) for p in prompt_set.prompts],
+        records,
+    )
     tokenizer = model.bridge.tokenizer
     example = [tokenizer.decode([t]) for t in prompt_set.prompts[0].tokens]
     circuit = build_circuit(
@@ -331,6 +346,7 @@ def run_task(
         spec.metric,
         config,
         len(graphs),
+        dict(zip(kept, changes, strict=True)),
     )
     validation, curve = validate(
         model, prompt_set, records, merged, ranking, circuit_mask, names, config

@@ -1,0 +1,135 @@
+"""Causal patching, path patching and the baselines on the shipped model, in float64."""
+
+import json
+
+import pytest
+import torch
+
+from circuits.baselines.eap import edge_attribution_patching
+from circuits.causal.compute import compute_reference, prompt_metric
+from circuits.causal.patching import output_change, patched_metrics, record_outputs
+from circuits.causal.paths import injected_metrics, path_patched_metrics, receiver_gradients
+from circuits.causal.reference import Reference, load_reference
+from circuits.components.naming import LOGITS, component_edges, components, reads_before
+from circuits.models import load_model
+from circuits.tasks import build_prompt_set, load_task
+
+
+@pytest.fixture(scope="module")
+def bridge():
+    return load_model("zoo:tiny", dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def ioi(bridge):
+    return build_prompt_set(load_task("tasks/ioi.toml"), bridge.tokenizer, n_ctx=256, count=4)
+
+
+@pytest.fixture(scope="module")
+def prompt(ioi):
+    return ioi.prompts[0]
+
+
+@pytest.fixture(scope="module")
+def outputs(bridge, prompt):
+    return (
+        record_outputs(bridge, torch.tensor(prompt.tokens)),
+        record_outputs(bridge, torch.tensor(prompt.corrupt_tokens)),
+    )
+
+
+NAMES = [c.name for c in components(2, 4)]
+
+
+def test_patching_every_direct_reader_equals_patching_the_sender(bridge, ioi, prompt, outputs):
+    # adding the sender's change to the input of every component that reads it directly is the
+    # same as changing the sender's output: this checks each injection point (q/k/v of every
+    # head, each MLP, the final norm) against patching the output itself
+    clean, corrupt = outputs
+    tokens, metric = torch.tensor(prompt.tokens), prompt_metric(ioi, prompt)
+    whole = patched_metrics(bridge, tokens, corrupt, [{n: None} for n in NAMES], metric)
+    readers = [
+        {
+            r: output_change(bridge, s, clean, corrupt)
+            for r in [*NAMES, LOGITS]
+            if reads_before(s, r)
+        }
+        for s in NAMES
+    ]
+    torch.testing.assert_close(
+        injected_metrics(bridge, tokens, readers, metric), whole, rtol=0, atol=1e-10
+    )
+    unpatched = float(metric(bridge(tokens[None])[0]).detach())
+    assert (whole - unpatched).abs().max() > 0.1  # the patches change the metric
+
+
+def test_last_mlp_acts_only_directly(bridge, ioi, prompt, outputs):
+    clean, corrupt = outputs
+    tokens, metric = torch.tensor(prompt.tokens), prompt_metric(ioi, prompt)
+    total = patched_metrics(bridge, tokens, corrupt, [{"MLP1": None}], metric)
+    direct = path_patched_metrics(bridge, tokens, clean, corrupt, [("MLP1", LOGITS)], metric)
+    torch.testing.assert_close(direct, total, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("receiver", ["L1H2", "L0H1", "MLP0", LOGITS])
+def test_receiver_gradients_match_finite_differences(bridge, ioi, prompt, receiver):
+    tokens, metric = torch.tensor(prompt.tokens), prompt_metric(ioi, prompt)
+    grads = receiver_gradients(bridge, tokens, [receiver], metric)
+    direction = torch.randn(len(tokens), bridge.cfg.d_model, dtype=torch.float64)
+    eps = 1e-5
+    up, down = injected_metrics(
+        bridge, tokens, [{receiver: eps * direction}, {receiver: -eps * direction}], metric
+    )
+    torch.testing.assert_close(
+        (up - down) / (2 * eps), (grads[receiver] * direction).sum(), rtol=1e-5, atol=1e-8
+    )
+
+
+def test_eap_ig_with_one_step_is_eap(bridge, ioi):
+    eap = edge_attribution_patching(bridge, ioi)
+    one_step = edge_attribution_patching(bridge, ioi, steps=1)
+    assert eap.edges is not None and one_step.edges is not None
+    for edge, value in eap.edges.items():
+        assert one_step.edges[edge] == pytest.approx(value, abs=1e-10)
+
+
+def test_eap_ig_embedding_edges_add_up_to_the_gap(bridge, ioi):
+    # every path from the embeddings starts at one direct reader, so with integrated gradients
+    # the embedding's edges sum to m(clean) - m(corrupt): 1 in units of the gap
+    scores = edge_attribution_patching(bridge, ioi, steps=48)
+    assert scores.edges is not None
+    total = sum(v for e, v in scores.edges.items() if e.startswith("EMBED->"))
+    assert total == pytest.approx(1.0, abs=0.03)
+
+
+def test_reference_effects_and_circuit(bridge, ioi):
+    reference = compute_reference(bridge, ioi, model_spec="zoo:tiny", threshold=0.1, command="test")
+    assert set(reference.components) == set(NAMES)
+    assert set(reference.edges) == {f"{s}->{r}" for s, r in component_edges(2, 4)}
+    for name, effect in reference.components.items():
+        assert effect.direct == reference.edges[f"{name}->{LOGITS}"]
+        assert set(effect.by_position) == set(ioi.roles)
+    assert reference.components["MLP1"].total == pytest.approx(
+        reference.components["MLP1"].direct, abs=1e-9
+    )
+    inside = {n for n, e in reference.components.items() if max(abs(e.total), abs(e.direct)) >= 0.1}
+    roles = {h for heads in reference.roles.values() for h in heads}
+    assert set(reference.circuit) == inside | roles
+    again = Reference.from_json(json.loads(json.dumps(reference.to_json())))
+    assert again == reference
+
+
+def test_shipped_references_are_current(bridge):
+    # the stored reference must be what its command measures today
+    stored = load_reference("zoo:tiny", "greater_than")
+    assert stored is not None
+    assert "--count 64" in stored.command
+    prompts = build_prompt_set(
+        load_task("tasks/greater_than.toml"), bridge.tokenizer, n_ctx=256, count=64
+    )
+    fresh = compute_reference(
+        bridge, prompts, model_spec="zoo:tiny", threshold=stored.threshold, command=""
+    )
+    assert fresh.circuit == stored.circuit
+    for name, effect in stored.components.items():
+        assert fresh.components[name].total == pytest.approx(effect.total, abs=1e-4)
