@@ -5,6 +5,7 @@ published GPT-2 small circuits where the user has GPT-2's weights.
     python -m benchmarks.ground_truth --out DIR                 # every zoo model with transcoders
     python -m benchmarks.ground_truth --models tiny --tasks ioi --count 10
     python -m benchmarks.ground_truth --gpt2 ~/models/gpt2      # also the published circuits
+    python -m benchmarks.ground_truth --gpt2 ~/models/gpt2 --gpt2-transcoders ~/tc/gpt2
 
 Per (model, task): node- and edge-level ROC AUC over each method's ranking, precision and recall
 at each method's default threshold, faithfulness of each method's top-k components (k = the
@@ -14,6 +15,7 @@ none it is computed here and not stored.
 """
 
 import argparse
+import json
 import logging
 import time
 from pathlib import Path
@@ -63,7 +65,7 @@ def transcoder_scores(spec: Any, prompt_set: Any, bridge: Any, tset_dir: Path, m
         seconds=time.perf_counter() - start,
         units="share of the circuit's influence",
     )
-    return scores, result.summary["validation.faithfulness"], view.flow
+    return scores, result.summary["validation.faithfulness"], view.flow, result.circuit
 
 
 def baseline_scores(bridge: Any, prompt_set: Any) -> list[Any]:
@@ -77,7 +79,9 @@ def baseline_scores(bridge: Any, prompt_set: Any) -> list[Any]:
     ]
 
 
-def evaluate_zoo(model: str, task: str, count: int | None) -> dict[str, Any]:
+def evaluate_zoo(model: str, task: str, count: int | None, out: Path) -> dict[str, Any]:
+    """Score every method on `model` and `task`; the transcoder circuit is kept in
+    `out/circuits/` (its component view can be recomputed from it)."""
     from circuits.causal.compute import compute_reference
     from circuits.causal.reference import load_reference
     from circuits.components.naming import component_edges
@@ -100,9 +104,12 @@ def evaluate_zoo(model: str, task: str, count: int | None) -> dict[str, Any]:
         )
     circuit, circuit_edges = reference.circuit, reference.circuit_edges
     all_edges = [f"{s}->{r}" for s, r in component_edges(bridge.cfg.n_layers, bridge.cfg.n_heads)]
-    ours, run_faithfulness, flow = transcoder_scores(
+    ours, run_faithfulness, flow, transcoder_circuit = transcoder_scores(
         spec, prompt_set, bridge, default_transcoders_dir(model_spec), model_spec
     )
+    saved = out / "circuits" / f"{model}-{task}.json"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(transcoder_circuit.to_json()) + "\n")
     methods = [ours, *baseline_scores(bridge, prompt_set)]
     cuts = [TRANSCODER_CUT] + [reference.threshold] * (len(methods) - 1)
     scored = [
@@ -132,9 +139,12 @@ def evaluate_zoo(model: str, task: str, count: int | None) -> dict[str, Any]:
     }
 
 
-def evaluate_gpt2(model_dir: str, task: str, count: int | None) -> dict[str, Any]:
-    """The baselines on GPT-2 small against its published circuit (heads only where the
-    publication says nothing of MLPs)."""
+def evaluate_gpt2(
+    model_dir: str, task: str, count: int | None, transcoders: Path | None = None
+) -> dict[str, Any]:
+    """The baselines (and the transcoder circuit, given a transcoder set for GPT-2) on GPT-2
+    small against its published circuit (heads only where the publication says nothing of
+    MLPs)."""
     from circuits.models import load_model
     from circuits.scoring.evaluate import score_method
     from circuits.scoring.published import published_components
@@ -145,6 +155,8 @@ def evaluate_gpt2(model_dir: str, task: str, count: int | None) -> dict[str, Any
     bridge = load_model(model_dir)
     prompt_set = build_prompt_set(spec, bridge.tokenizer, n_ctx=bridge.cfg.n_ctx, count=count)
     methods = baseline_scores(bridge, prompt_set)
+    if transcoders is not None:
+        methods.insert(0, transcoder_scores(spec, prompt_set, bridge, transcoders, model_dir)[0])
     if not any(name.startswith("MLP") for name in truth):
         methods = [
             type(m)(**{**m.__dict__, "nodes": {k: v for k, v in m.nodes.items() if "H" in k}})
@@ -267,15 +279,22 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
     parser.add_argument("--count", type=int, help="prompts per task (default: the task file's)")
     parser.add_argument("--gpt2", help="GPT-2 small model directory (default: the hub's cache)")
+    parser.add_argument(
+        "--gpt2-transcoders", type=Path, help="a transcoder set for GPT-2 small (adds our circuits)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     models = args.models.split(",") if args.models else zoo_models()
     tasks = args.tasks.split(",")
-    zoo = [evaluate_zoo(m, t, args.count) for m in models for t in tasks]
+    zoo = [evaluate_zoo(m, t, args.count, args.out) for m in models for t in tasks]
     gpt2_dir = gpt2_weights(args.gpt2)
-    gpt2 = None if gpt2_dir is None else [evaluate_gpt2(gpt2_dir, t, args.count) for t in tasks]
+    gpt2 = (
+        None
+        if gpt2_dir is None
+        else [evaluate_gpt2(gpt2_dir, t, args.count, args.gpt2_transcoders) for t in tasks]
+    )
     report = {
         "benchmark": "ground_truth",
         "commit": commit(),

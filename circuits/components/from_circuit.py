@@ -62,33 +62,26 @@ def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
         if node.kind in flow:
             flow[node.kind] += node.influence
 
-    def changed(edge: CircuitEdge) -> float:
-        # what the edge carries of the corruption: its weight times its source's change
-        return abs(edge.weight * circuit.nodes[edge.source].change)
-
+    parts = [_exposed_parts(circuit, edge) for edge in circuit.edges]
     incoming: dict[int, float] = defaultdict(float)
-    for edge in circuit.edges:
-        incoming[edge.target] += changed(edge)
+    for edge, (by_head, direct) in zip(circuit.edges, parts, strict=True):
+        incoming[edge.target] += sum(by_head.values()) + direct
     edges: dict[str, float] = defaultdict(float)
     through_heads = total = 0.0
-    for edge in circuit.edges:
+    for edge, (by_head, direct) in zip(circuit.edges, parts, strict=True):
         target = circuit.nodes[edge.target]
         reach = target.influence if target.kind != "target" else 1.0
-        weight = reach * changed(edge) / (incoming[edge.target] or 1.0)
+        scale = reach / (incoming[edge.target] or 1.0)
         sender = _component_of(circuit.nodes[edge.source])
         receiver = _component_of(target)
-        carried = 0.0
-        for head, share in edge.heads:
-            part = weight * min(max(share, 0.0), 1.0)
-            scores[head] = scores.get(head, 0.0) + part
-            edges[f"{sender}->{head}"] += part
-            edges[f"{head}->{receiver}"] += part
-            carried += part
-        direct = max(weight - carried, 0.0)
+        for head, part in by_head.items():
+            scores[head] = scores.get(head, 0.0) + part * scale
+            edges[f"{sender}->{head}"] += part * scale
+            edges[f"{head}->{receiver}"] += part * scale
         if direct > 0 and sender != receiver:
-            edges[f"{sender}->{receiver}"] += direct
-        through_heads += min(carried, weight)
-        total += weight
+            edges[f"{sender}->{receiver}"] += direct * scale
+        through_heads += sum(by_head.values()) * scale
+        total += (sum(by_head.values()) + direct) * scale
     flow["attention"] = through_heads / total if total else 0.0
     return ComponentView(
         task=circuit.task,
@@ -99,3 +92,20 @@ def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
         edges=dict(edges),
         flow=flow,
     )
+
+
+def _exposed_parts(circuit: Circuit, edge: CircuitEdge) -> tuple[dict[str, float], float]:
+    """The part of an edge exposed to the corruption, through each head and directly.
+
+    The residual-stream part changes only as much as its source does. The part through a head
+    also changes when the head's attention does, which happens wherever the target itself
+    changes (attention is frozen in the graph, not in the model: a name mover moves an
+    unchanged name, but attends elsewhere once the subject is corrupted)."""
+    source, target = circuit.nodes[edge.source], circuit.nodes[edge.target]
+    source_change = min(abs(source.change), 1.0)
+    head_exposure = 1.0 if target.kind == "target" or target.change != 0 else source_change
+    weight = abs(edge.weight)
+    # a head opposing the edge (negative share) matters as much as one carrying it
+    by_head = {head: weight * abs(share) * head_exposure for head, share in edge.heads}
+    carried = min(max(sum(share for _, share in edge.heads), 0.0), 1.0)
+    return by_head, weight * (1 - carried) * source_change

@@ -44,8 +44,9 @@ class CircuitEdge:
     weight: float
     """Mean direct effect over the prompts (0 where absent)."""
     heads: list[tuple[str, float]] = field(default_factory=list)
-    """Attention heads that carried the edge, e.g. [("L1H3", 0.82)]: share of the edge's
-    weight through each head, strongest first (only heads carrying >= 10%)."""
+    """Attention heads that carried the edge, e.g. [("L1H3", 0.82), ("L1H1", -0.2)]: share of
+    the edge's weight through each head, negative for a head that opposes it; largest in
+    magnitude first (only heads carrying >= 10% either way)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,7 +22,8 @@ class RunConfig:
     """At most this share of the mean number of active features per prompt becomes circuit
     features (the strongest by influence)."""
     head_share: float = 0.1
-    """Heads carrying at least this share of an edge are named on it."""
+    """Heads carrying at least this share of an edge (in magnitude: a head that opposes the
+    edge carries a negative share) are named on it."""
     refine: int = 2
     """Re-rank the strongest `refine` x (feature cap) nodes by resampling each alone on the real
     model (0: first-order scores only)."""

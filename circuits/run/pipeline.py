@@ -222,9 +222,9 @@ def build_circuit(
             for (layer, head), value in zip(
                 share.nonzero().tolist(), share[share != 0].tolist(), strict=True
             ):
-                if value >= config.head_share:
+                if abs(value) >= config.head_share:
                     named.append((f"L{layer}H{head}", round(value, 3)))
-            named.sort(key=lambda h: -h[1])
+            named.sort(key=lambda h: -abs(h[1]))
         edges.append(
             CircuitEdge(source=position[c], target=position[r], weight=edge_weight, heads=named)
         )

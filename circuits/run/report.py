@@ -33,7 +33,7 @@ def top_heads(circuit: Circuit, n: int = 8) -> list[tuple[str, float]]:
     totals: dict[str, float] = {}
     for edge in circuit.edges:
         for head, share in edge.heads:
-            totals[head] = totals.get(head, 0.0) + abs(edge.weight) * share
+            totals[head] = totals.get(head, 0.0) + abs(edge.weight * share)
     return sorted(totals.items(), key=lambda kv: -kv[1])[:n]
 
 

@@ -96,20 +96,29 @@ def test_component_faithfulness_bounds():
     assert abs(some) > 1e-3
 
 
-def test_component_view_ignores_what_the_corruption_leaves_alone():
+def test_component_view_counts_what_the_corruption_can_change():
     nodes = [
         CircuitNode(kind="token", layer=-1, role="IO", change=0.0),
         CircuitNode(kind="token", layer=-1, role="S2", change=1.0),
-        CircuitNode(kind="target", layer=1, role="END"),
+        CircuitNode(kind="feature", layer=1, role="IO+1", feature=0, influence=0.5, change=0.0),
+        CircuitNode(kind="target", layer=2, role="END"),
     ]
     edges = [
+        # an unchanged token into an unchanged feature: nothing there can change
         CircuitEdge(source=0, target=2, weight=5.0, heads=[("L0H0", 1.0)]),
-        CircuitEdge(source=1, target=2, weight=1.0, heads=[("L0H1", 1.0)]),
+        # a changed token into the metric through L0H1
+        CircuitEdge(source=1, target=3, weight=1.0, heads=[("L0H1", 1.0)]),
+        # an unchanged token into the metric through L1H1, whose attention can change
+        CircuitEdge(source=0, target=3, weight=3.0, heads=[("L1H1", 1.0)]),
+        # an unchanged token into the metric along the residual stream: cannot change
+        CircuitEdge(source=0, target=3, weight=7.0),
     ]
     circuit = Circuit(
-        task="t", model="m", metric="x", n_layers=1, roles=["IO", "S2", "END"], nodes=nodes,
+        task="t", model="m", metric="x", n_layers=2, roles=["IO", "S2", "END"], nodes=nodes,
         edges=edges, n_prompts=1,
     )  # fmt: skip
     view = component_view(circuit, n_heads=2)
     assert view.scores["L0H0"] == 0.0
-    assert view.scores["L0H1"] == pytest.approx(1.0)
+    assert view.scores["L0H1"] == pytest.approx(0.25)
+    assert view.scores["L1H1"] == pytest.approx(0.75)
+    assert "EMBED->LOGITS" not in view.edges
