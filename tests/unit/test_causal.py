@@ -133,3 +133,23 @@ def test_shipped_references_are_current(bridge):
     assert fresh.circuit == stored.circuit
     for name, effect in stored.components.items():
         assert fresh.components[name].total == pytest.approx(effect.total, abs=1e-4)
+
+
+def test_reference_command_writes_a_loadable_file(tmp_path, capsys):
+    from circuits.cli.main import main
+
+    out = tmp_path / "ref" / "gt.json"
+    code = main(["reference", "tasks/greater_than.toml", "--count", "3", "--out", str(out)])
+    assert code == 0
+    reference = Reference.from_json(json.loads(out.read_text()))
+    assert reference.n_prompts == 3 and reference.model == "zoo:tiny"
+    assert reference.command.startswith("circuits reference tasks/greater_than.toml")
+    assert f"--out {out}" in reference.command
+    assert "reference circuit" in capsys.readouterr().out
+
+
+def test_reference_of_a_hub_model_needs_an_output_file(capsys):
+    from circuits.cli.main import main
+
+    assert main(["reference", "tasks/ioi.toml", "--model", "gpt2"]) == 1
+    assert "--out" in capsys.readouterr().err
