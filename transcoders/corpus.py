@@ -1,10 +1,14 @@
 """The token arrays a model's transcoders are trained and evaluated on, and the window length.
 
-Zoo models use the corpus they were trained on; any other model uses the default corpus if its
-tokenizer is the corpus tokenizer (same vocabulary), and is refused otherwise.
+Zoo models use the corpus they were trained on; a model compiled from a program (its directory
+has an `input_domain.json`: vocabulary, BOS token, sequence length) uses uniformly random inputs
+from its domain; any other model uses the default corpus if its tokenizer is the corpus
+tokenizer (same vocabulary), and is refused otherwise.
 """
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,9 +40,31 @@ def corpus_config_for(spec: str) -> CorpusConfig:
     return CorpusConfig()
 
 
+INPUT_DOMAIN = "input_domain.json"
+"""A compiled model's inputs: `{"vocab": [...], "bos": "BOS", "max_seq_len": 8}`."""
+
+
+def input_domain(spec: str) -> dict[str, Any] | None:
+    """The input domain of a compiled model directory, or None for other models."""
+    if spec.startswith(ZOO_PREFIX):
+        return None
+    path = Path(spec).expanduser() / INPUT_DOMAIN
+    if not path.exists():
+        return None
+    domain = json.loads(path.read_text())
+    for key in ("vocab", "bos", "max_seq_len"):
+        if key not in domain:
+            raise TranscoderError(f"{path}: missing {key!r} (expected vocab, bos, max_seq_len)")
+    return domain
+
+
 def window_length(spec: str, bridge: Any) -> int:
     """Tokens per harvesting and evaluation window: the length a zoo model was trained on (its
-    activations further out are out of distribution), else min(256, n_ctx)."""
+    activations further out are out of distribution), a compiled model's BOS plus its longest
+    input, else min(256, n_ctx)."""
+    domain = input_domain(spec)
+    if domain is not None:
+        return domain["max_seq_len"] + 1
     if spec.startswith(ZOO_PREFIX):
         from circuits.zoo.registry import zoo_model
 
@@ -52,6 +78,9 @@ def load_corpus_tokens(spec: str, bridge: Any) -> CorpusTokens:
     A missing corpus is not built here: a corpus rebuilt by other code under the same config
     need not be the text the model was trained on.
     """
+    domain = input_domain(spec)
+    if domain is not None:
+        return random_inputs(domain, bridge.tokenizer)
     path = corpus_dir(corpus_config_for(spec))
     if not (path / "corpus.json").exists():
         raise TranscoderError(
@@ -69,3 +98,23 @@ def load_corpus_tokens(spec: str, bridge: Any) -> CorpusTokens:
     return CorpusTokens(
         train=np.load(path / "train.npy", mmap_mode="r"), val=np.load(path / "val.npy"), eot=eot
     )
+
+
+def random_inputs(
+    domain: dict[str, Any], tokenizer: Any, *, n_train: int = 400_000, n_val: int = 40_000
+) -> CorpusTokens:
+    """Uniformly random full-length inputs of a compiled model, each opened by its BOS token
+    (which also serves as the window opener), with a fixed seed."""
+    ids = [tokenizer.convert_tokens_to_ids(word) for word in domain["vocab"]]
+    bos = tokenizer.convert_tokens_to_ids(domain["bos"])
+    if any(not isinstance(i, int) for i in [*ids, bos]):
+        raise TranscoderError(f"the tokenizer lacks some of {domain['vocab']} or {domain['bos']}")
+    width = domain["max_seq_len"] + 1
+    rng = np.random.default_rng(0)
+
+    def draw(n_tokens: int) -> np.ndarray:
+        rows = rng.choice(np.array(ids, dtype=np.uint16), size=(n_tokens // width, width))
+        rows[:, 0] = bos
+        return rows.reshape(-1)
+
+    return CorpusTokens(train=draw(n_train), val=draw(n_val), eot=bos)
