@@ -153,3 +153,17 @@ def test_reference_of_a_hub_model_needs_an_output_file(capsys):
 
     assert main(["reference", "tasks/ioi.toml", "--model", "gpt2"]) == 1
     assert "--out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["tiny", "small", "medium"])
+@pytest.mark.parametrize("task", ["ioi", "greater_than"])
+def test_every_shipped_model_has_its_references(model, task):
+    from circuits.zoo.registry import is_trained
+
+    if not is_trained(model):
+        pytest.skip(f"zoo model {model} is not trained here")
+    reference = load_reference(f"zoo:{model}", task)
+    assert reference is not None, f"run `circuits reference tasks/{task}.toml --model zoo:{model}`"
+    assert reference.task == task and reference.n_prompts == 64
+    assert reference.circuit and reference.circuit_edges
+    assert reference.metric_clean > reference.metric_corrupt
