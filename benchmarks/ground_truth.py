@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -159,8 +160,7 @@ def evaluate_gpt2(
         methods.insert(0, transcoder_scores(spec, prompt_set, bridge, transcoders, model_dir)[0])
     if not any(name.startswith("MLP") for name in truth):
         methods = [
-            type(m)(**{**m.__dict__, "nodes": {k: v for k, v in m.nodes.items() if "H" in k}})
-            for m in methods
+            replace(m, nodes={k: v for k, v in m.nodes.items() if "H" in k}) for m in methods
         ]
     scored = [score_method(m, truth, [], [], 0.1) for m in methods]
     return {

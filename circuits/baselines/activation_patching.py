@@ -12,8 +12,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from circuits.causal.compute import prompt_metric
-from circuits.causal.patching import patched_metrics, record_outputs
+from circuits.causal.patching import Patch, patched_metrics, run_prompt
 from circuits.components.naming import components
 from circuits.components.scores import ComponentScores
 
@@ -26,14 +25,11 @@ def activation_patching(bridge: Any, prompt_set: Any) -> ComponentScores:
     restored = torch.zeros(len(names))
     gap = 0.0
     for prompt in tqdm(prompt_set.prompts, desc="activation patching", unit="prompt", leave=False):
-        tokens, corrupt = torch.tensor(prompt.tokens), torch.tensor(prompt.corrupt_tokens)
-        metric = prompt_metric(prompt_set, prompt)
-        m_clean = float(metric(bridge(tokens[None])[0]))
-        m_corrupt = float(metric(bridge(corrupt[None])[0]))
-        clean = record_outputs(bridge, tokens)
-        patched = patched_metrics(bridge, corrupt, clean, [{n: None} for n in names], metric)
-        restored += patched - m_corrupt
-        gap += m_clean - m_corrupt
+        run = run_prompt(bridge, prompt_set, prompt)
+        patches: list[Patch] = [{n: None} for n in names]
+        patched = patched_metrics(bridge, run.corrupt_tokens, run.clean, patches, run.metric)
+        restored += patched - run.m_corrupt
+        gap += run.m_clean - run.m_corrupt
     return ComponentScores(
         method="activation patching",
         nodes={n: float(v) for n, v in zip(names, restored / gap, strict=True)},

@@ -15,8 +15,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from circuits.causal.compute import prompt_metric
-from circuits.causal.patching import output_change, record_outputs
+from circuits.causal.patching import output_change, run_prompt
 from circuits.causal.paths import receiver_gradients
 from circuits.components.naming import EMBED, component_edges, components
 from circuits.components.scores import ComponentScores
@@ -35,19 +34,15 @@ def edge_attribution_patching(bridge: Any, prompt_set: Any, *, steps: int = 0) -
     gap = 0.0
     method = "EAP" if steps == 0 else "EAP-IG"
     for prompt in tqdm(prompt_set.prompts, desc=method, unit="prompt", leave=False):
-        tokens, corrupt_tokens = torch.tensor(prompt.tokens), torch.tensor(prompt.corrupt_tokens)
-        metric = prompt_metric(prompt_set, prompt)
-        with torch.no_grad():
-            gap += float(metric(bridge(tokens[None])[0])) - float(
-                metric(bridge(corrupt_tokens[None])[0])
-            )
-        clean, corrupt = record_outputs(bridge, tokens), record_outputs(bridge, corrupt_tokens)
+        run = run_prompt(bridge, prompt_set, prompt)
+        clean, corrupt = run.clean, run.corrupt
+        gap += run.m_clean - run.m_corrupt
         embeddings = None
         if steps:
             alphas = torch.arange(1, steps + 1, dtype=clean.embed.dtype) / steps
             # [steps, n_pos, d_model]: from the corrupted embeddings to the clean ones
             embeddings = corrupt.embed + alphas[:, None, None] * (clean.embed - corrupt.embed)
-        grads = receiver_gradients(bridge, tokens, receivers, metric, embeddings=embeddings)
+        grads = receiver_gradients(bridge, run.tokens, receivers, run.metric, embeddings=embeddings)
         with torch.no_grad():
             changes = {s: output_change(bridge, s, clean, corrupt) for s in senders}
             totals -= torch.stack([(changes[s] * grads[r]).sum() for s, r in edges])

@@ -9,21 +9,18 @@ prompts' own noise averages out before the division.
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from circuits.causal.patching import Outputs, Patch, patched_metrics, record_outputs
+from circuits.causal.patching import Outputs, Patch, PromptRun, patched_metrics, run_prompt
 from circuits.causal.paths import path_patched_metrics
 from circuits.causal.reference import ComponentEffect, Reference
-from circuits.causal.roles import ROLE_RULES, Measurements, mean_attention
+from circuits.causal.roles import ROLE_RULES, Measurements, attention_reader
 from circuits.components.naming import LOGITS, component_edges, components
-
-
-def prompt_metric(prompt_set: Any, prompt: Any):
-    return lambda logits: prompt_set.metric_value(logits[prompt.position], prompt)
 
 
 def role_means(
@@ -71,6 +68,71 @@ def with_role_means(
     return Outputs(z=z, mlp=mlp, embed=embed)
 
 
+@dataclass
+class _Sums:
+    """Per-prompt measurements summed over the prompts (metric units)."""
+
+    total: Tensor
+    """[n_components]: m_clean - m(component resampled)."""
+    at: Tensor
+    """[n_roles, n_components]: m_clean - m(component mean-ablated at the role)."""
+    paths: Tensor
+    """[n_edges]: m_clean - m(path patched)."""
+    clean: float = 0.0
+    corrupt: float = 0.0
+
+
+def _measure(
+    bridge: Any,
+    run: PromptRun,
+    prompt: Any,
+    averaged: Outputs,
+    names: list[str],
+    positions: list[str],
+    edges: list[tuple[str, str]],
+    sums: _Sums,
+) -> None:
+    """Add one prompt's effects to `sums`."""
+    tokens, metric = run.tokens, run.metric
+    sums.clean += run.m_clean
+    sums.corrupt += run.m_corrupt
+    resampled = patched_metrics(bridge, tokens, run.corrupt, [{c: None} for c in names], metric)
+    sums.total += run.m_clean - resampled
+    patches: list[Patch] = []
+    for role in positions:
+        where = torch.zeros(len(tokens), dtype=torch.bool)
+        where[prompt.roles[role]] = True
+        patches += [Patch({name: where}) for name in names]
+    ablated = patched_metrics(bridge, tokens, averaged, patches, metric)
+    sums.at += (run.m_clean - ablated).view(len(positions), len(names))
+    patched = path_patched_metrics(bridge, tokens, run.clean, run.corrupt, edges, metric)
+    sums.paths += run.m_clean - patched
+
+
+def _roles(
+    bridge: Any,
+    prompt_set: Any,
+    effects: dict[str, ComponentEffect],
+    edge_effects: dict[str, float],
+    threshold: float,
+) -> dict[str, list[str]]:
+    """The task's head roles, for tasks that have role rules."""
+    task = prompt_set.spec.name
+    if task not in ROLE_RULES:
+        return {}
+    cfg = bridge.cfg
+    return ROLE_RULES[task](
+        Measurements(
+            heads=[c.name for c in components(cfg.n_layers, cfg.n_heads) if c.is_head],
+            direct={k: e.direct for k, e in effects.items()},
+            by_position={k: e.by_position for k, e in effects.items()},
+            edges=edge_effects,
+            attention=attention_reader(bridge, prompt_set.prompts),
+            threshold=threshold,
+        )
+    )
+
+
 @torch.no_grad()
 def compute_reference(
     bridge: Any,
@@ -88,41 +150,27 @@ def compute_reference(
     names = [c.name for c in components(cfg.n_layers, cfg.n_heads)]
     edges = component_edges(cfg.n_layers, cfg.n_heads)
     positions = list(roles) if roles is not None else list(prompt_set.roles)
-    n = len(prompt_set.prompts)
-    gap = 0.0
-    clean_sum = corrupt_sum = 0.0
-    total = torch.zeros(len(names))
-    at = torch.zeros(len(positions), len(names))
-    paths = torch.zeros(len(edges))
-    recorded = [record_outputs(bridge, torch.tensor(p.tokens)) for p in prompt_set.prompts]
-    means = role_means(recorded, prompt_set.prompts, positions)
-    for prompt, clean in tqdm(
-        list(zip(prompt_set.prompts, recorded, strict=True)), desc="causal reference", unit="prompt"
+    prompts = prompt_set.prompts
+    n = len(prompts)
+    runs = [run_prompt(bridge, prompt_set, p) for p in prompts]
+    means = role_means([r.clean for r in runs], prompts, positions)
+    sums = _Sums(
+        total=torch.zeros(len(names)),
+        at=torch.zeros(len(positions), len(names)),
+        paths=torch.zeros(len(edges)),
+    )
+    for prompt, run in tqdm(
+        list(zip(prompts, runs, strict=True)), desc="causal reference", unit="prompt"
     ):
-        tokens = torch.tensor(prompt.tokens)
-        metric = prompt_metric(prompt_set, prompt)
-        corrupt = record_outputs(bridge, torch.tensor(prompt.corrupt_tokens))
-        m_clean = float(metric(bridge(tokens[None])[0]))
-        m_corrupt = float(metric(bridge(torch.tensor(prompt.corrupt_tokens)[None])[0]))
-        clean_sum, corrupt_sum = clean_sum + m_clean, corrupt_sum + m_corrupt
-        gap += m_clean - m_corrupt
-        resampled = patched_metrics(bridge, tokens, corrupt, [{c: None} for c in names], metric)
-        total += m_clean - resampled
-        averaged = with_role_means(clean, means, prompt, positions)
-        patches: list[Patch] = []
-        for role in positions:
-            where = torch.zeros(len(tokens), dtype=torch.bool)
-            where[prompt.roles[role]] = True
-            patches += [Patch({name: where}) for name in names]
-        measured = m_clean - patched_metrics(bridge, tokens, averaged, patches, metric)
-        at += measured.view(len(positions), len(names))
-        paths += m_clean - path_patched_metrics(bridge, tokens, clean, corrupt, edges, metric)
+        averaged = with_role_means(run.clean, means, prompt, positions)
+        _measure(bridge, run, prompt, averaged, names, positions, edges, sums)
+    gap = sums.clean - sums.corrupt
     if abs(gap / n) < 1e-6:
         raise ValueError(
             f"task {prompt_set.spec.name}: the clean and corrupted prompts give the same mean "
             "metric on this model; there is nothing to attribute"
         )
-    total, at, paths = total / gap, at / gap, paths / gap
+    total, at, paths = sums.total / gap, sums.at / gap, sums.paths / gap
     edge_effects = {f"{s}->{r}": float(v) for (s, r), v in zip(edges, paths, strict=True)}
     effects = {
         name: ComponentEffect(
@@ -132,30 +180,17 @@ def compute_reference(
         )
         for i, name in enumerate(names)
     }
-    task = prompt_set.spec.name
-    found = {}
-    if task in ROLE_RULES:
-        found = ROLE_RULES[task](
-            Measurements(
-                heads=[c.name for c in components(cfg.n_layers, cfg.n_heads) if c.is_head],
-                direct={k: e.direct for k, e in effects.items()},
-                by_position={k: e.by_position for k, e in effects.items()},
-                edges=edge_effects,
-                attention=lambda q, k: mean_attention(bridge, prompt_set.prompts, q, k),
-                threshold=threshold,
-            )
-        )
     return Reference(
-        task=task,
+        task=prompt_set.spec.name,
         model=model_spec,
         n_layers=cfg.n_layers,
         n_heads=cfg.n_heads,
         n_prompts=n,
-        metric_clean=clean_sum / n,
-        metric_corrupt=corrupt_sum / n,
+        metric_clean=sums.clean / n,
+        metric_corrupt=sums.corrupt / n,
         components=effects,
         edges=edge_effects,
-        roles=found,
+        roles=_roles(bridge, prompt_set, effects, edge_effects, threshold),
         threshold=threshold,
         command=command,
         seconds=time.perf_counter() - start,

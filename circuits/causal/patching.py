@@ -39,16 +39,59 @@ class Outputs:
 
 
 @torch.no_grad()
-def record_outputs(bridge: Any, tokens: Int[Tensor, " n_pos"]) -> Outputs:
+def record_run(
+    bridge: Any, tokens: Int[Tensor, " n_pos"]
+) -> tuple[Outputs, Float[Tensor, "n_pos d_vocab"]]:
+    """One forward pass: the component outputs and the logits."""
     n_layers = bridge.cfg.n_layers
     z_names = [Z_HOOK.format(layer=layer) for layer in range(n_layers)]
     mlp_names = [MLP_OUT_HOOK.format(layer=layer) for layer in range(n_layers)]
     wanted = {*z_names, *mlp_names, EMBED_HOOK}
-    _, cache = bridge.run_with_cache(tokens[None], names_filter=wanted.__contains__)
-    return Outputs(
+    logits, cache = bridge.run_with_cache(tokens[None], names_filter=wanted.__contains__)
+    outputs = Outputs(
         z=[cache[n][0] for n in z_names],
         mlp=[cache[n][0] for n in mlp_names],
         embed=cache[EMBED_HOOK][0],
+    )
+    return outputs, logits[0]
+
+
+def record_outputs(bridge: Any, tokens: Int[Tensor, " n_pos"]) -> Outputs:
+    return record_run(bridge, tokens)[0]
+
+
+def prompt_metric(prompt_set: Any, prompt: Any) -> Metric:
+    """The task metric of one prompt, read from its logits."""
+    return lambda logits: prompt_set.metric_value(logits[prompt.position], prompt)
+
+
+@dataclass(frozen=True)
+class PromptRun:
+    """One task prompt run clean and corrupted: what every patching method starts from."""
+
+    tokens: Int[Tensor, " n_pos"]
+    corrupt_tokens: Int[Tensor, " n_pos"]
+    metric: Metric
+    clean: Outputs
+    corrupt: Outputs
+    m_clean: float
+    m_corrupt: float
+
+
+def run_prompt(bridge: Any, prompt_set: Any, prompt: Any) -> PromptRun:
+    """Two forward passes: the clean and the corrupted prompt, outputs and metric values."""
+    tokens, corrupt_tokens = torch.tensor(prompt.tokens), torch.tensor(prompt.corrupt_tokens)
+    metric = prompt_metric(prompt_set, prompt)
+    clean, clean_logits = record_run(bridge, tokens)
+    corrupt, corrupt_logits = record_run(bridge, corrupt_tokens)
+    return PromptRun(
+        tokens=tokens,
+        corrupt_tokens=corrupt_tokens,
+        metric=metric,
+        clean=clean,
+        corrupt=corrupt,
+        m_clean=float(metric(clean_logits)),
+        m_corrupt=float(metric(corrupt_logits)),
     )
 
 

@@ -45,25 +45,30 @@ def register(task: str) -> Callable[[RoleRule], RoleRule]:
 
 
 @torch.no_grad()
-def mean_attention(
-    bridge: Any, prompts: Sequence[Any], query_role: str, key_role: str
-) -> dict[str, float]:
-    """Head -> mean attention probability from `query_role`'s position to `key_role`'s."""
+def attention_reader(bridge: Any, prompts: Sequence[Any]) -> Callable[[str, str], dict[str, float]]:
+    """Every prompt's attention patterns, recorded in one pass; the reader gives, for a query
+    role and a key role, each head's mean attention probability from one to the other."""
     cfg = bridge.cfg
     names = [PATTERN_HOOK.format(layer=layer) for layer in range(cfg.n_layers)]
-    total = torch.zeros(cfg.n_layers, cfg.n_heads)
+    patterns: list[Tensor] = []  # per prompt [n_layers, n_heads, n_pos, n_pos]
     for prompt in prompts:
         _, cache = bridge.run_with_cache(
             torch.tensor(prompt.tokens)[None], names_filter=set(names).__contains__
         )
-        q, k = prompt.roles[query_role], prompt.roles[key_role]
-        total += torch.stack([cache[n][0, :, q, k] for n in names]).float()
-    mean: Tensor = total / len(prompts)
-    return {
-        f"L{layer}H{head}": float(mean[layer, head])
-        for layer in range(cfg.n_layers)
-        for head in range(cfg.n_heads)
-    }
+        patterns.append(torch.stack([cache[n][0] for n in names]).float())
+
+    def mean_attention(query_role: str, key_role: str) -> dict[str, float]:
+        total = torch.zeros(cfg.n_layers, cfg.n_heads)
+        for prompt, pattern in zip(prompts, patterns, strict=True):
+            total += pattern[:, :, prompt.roles[query_role], prompt.roles[key_role]]
+        mean = total / len(prompts)
+        return {
+            f"L{layer}H{head}": float(mean[layer, head])
+            for layer in range(cfg.n_layers)
+            for head in range(cfg.n_heads)
+        }
+
+    return mean_attention
 
 
 @register("ioi")

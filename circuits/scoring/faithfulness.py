@@ -11,8 +11,7 @@ from typing import Any
 
 import torch
 
-from circuits.causal.compute import prompt_metric
-from circuits.causal.patching import Patch, patched_metrics, record_outputs
+from circuits.causal.patching import Patch, patched_metrics, run_prompt
 from circuits.components.naming import components
 
 
@@ -28,11 +27,9 @@ def component_faithfulness(
     full = 0.0
     sums = torch.zeros(len(patches))
     for prompt in prompt_set.prompts:
-        tokens = torch.tensor(prompt.tokens)
-        metric = prompt_metric(prompt_set, prompt)
-        corrupt = record_outputs(bridge, torch.tensor(prompt.corrupt_tokens))
-        full += float(metric(bridge(tokens[None])[0]))
-        sums += patched_metrics(bridge, tokens, corrupt, patches, metric)
+        run = run_prompt(bridge, prompt_set, prompt)
+        full += run.m_clean
+        sums += patched_metrics(bridge, run.tokens, run.corrupt, patches, run.metric)
     nothing, kept = float(sums[0]), sums[1:]
     span = full - nothing
     if abs(span) < 1e-9:

@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from circuits.baselines.eap import edge_attribution_patching
-from circuits.causal.compute import compute_reference, prompt_metric
-from circuits.causal.patching import output_change, patched_metrics, record_outputs
+from circuits.causal.compute import compute_reference
+from circuits.causal.patching import (
+    output_change,
+    patched_metrics,
+    prompt_metric,
+    record_outputs,
+)
 from circuits.causal.paths import injected_metrics, path_patched_metrics, receiver_gradients
 from circuits.causal.reference import Reference, load_reference
 from circuits.components.naming import LOGITS, component_edges, components, reads_before
