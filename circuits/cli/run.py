@@ -64,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
     from circuits.components.from_circuit import component_view
     from circuits.models import load_model
     from circuits.run import export
-    from circuits.run.aggregate import role_names
-    from circuits.run.circuit import drawable
     from circuits.run.config import RunConfig
     from circuits.run.pipeline import replace_dir, run_task
     from circuits.run.report import plot_curve, render_report, write_summary
@@ -99,25 +97,9 @@ def run(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     circuit = result.circuit
-    first = prompt_set.prompts[0]
-    role_positions = {
-        name: pos for pos, name in enumerate(role_names(first.roles, len(first.tokens)))
-    }
     faith = result.summary["validation.faithfulness"]
     title = f"{spec.name} on {model_spec}: faithfulness {faith:.2f}"
-    shown = drawable(circuit, max_nodes=args.draw_nodes)
-    if len(shown.nodes) < len(circuit.nodes):
-        title += f" (the {len(shown.nodes)} strongest of {len(circuit.nodes)} nodes)"
-    export.render_svg(shown, tmp / "graph.svg", title=title, role_positions=role_positions)
-    export.render_png(shown, tmp / "graph.png", title=title, role_positions=role_positions)
-    viewer = export.viewer_json(
-        circuit,
-        slug=f"{spec.name}-{model_spec.replace(':', '-')}",
-        prompt_tokens=export.role_tokens(circuit, role_positions),
-        node_threshold=config.node_threshold,
-        answer_id=first.answers[0],
-    )
-    export.write_json(viewer, tmp / "graph.json")
+    write_drawings(circuit, prompt_set.prompts[0], title, config, args.draw_nodes, tmp)
     export.write_json(circuit.to_json(), tmp / "circuit.json")
     view = component_view(circuit, bridge.cfg.n_heads)
     export.write_json(view.to_json(), tmp / "components.json")
@@ -147,6 +129,31 @@ def run(args: argparse.Namespace) -> int:
         "features.json, components.json, summary.json"
     )
     return 0
+
+
+def write_drawings(circuit, first, title, config, max_nodes, out):
+    """graph.svg and graph.png (the strongest `max_nodes` nodes, laid out by the roles of the
+    first prompt `first`) and graph.json for the common graph viewer."""
+    from circuits.run import export
+    from circuits.run.aggregate import role_names
+    from circuits.run.circuit import drawable
+
+    role_positions = {
+        name: pos for pos, name in enumerate(role_names(first.roles, len(first.tokens)))
+    }
+    shown = drawable(circuit, max_nodes=max_nodes)
+    if len(shown.nodes) < len(circuit.nodes):
+        title += f" (the {len(shown.nodes)} strongest of {len(circuit.nodes)} nodes)"
+    export.render_svg(shown, out / "graph.svg", title=title, role_positions=role_positions)
+    export.render_png(shown, out / "graph.png", title=title, role_positions=role_positions)
+    viewer = export.viewer_json(
+        circuit,
+        slug=f"{circuit.task}-{circuit.model.replace(':', '-')}",
+        prompt_tokens=export.role_tokens(circuit, role_positions),
+        node_threshold=config.node_threshold,
+        answer_id=first.answers[0],
+    )
+    export.write_json(viewer, out / "graph.json")
 
 
 def feature_atlas(model_spec, bridge, tset, tset_dir):

@@ -274,20 +274,15 @@ def replace_dir(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
-def run_task(
-    spec: Any,
-    prompt_set: Any,
+def record_and_merge(
     model: ReplacementModel,
-    *,
-    model_spec: str,
+    prompt_set: Any,
+    graphs: list[Graph],
+    names: list[list[str]],
     config: RunConfig,
-    labels: Callable[[list[tuple[int, int]]], dict[tuple[int, int], str]] | None = None,
-) -> RunResult:
-    """Attribute every prompt, merge, prune, resolve heads and validate. `labels` names the
-    circuit's features (layer, index) for drawings and reports."""
-    start = time.perf_counter()
-    graphs = compute_graphs(model, prompt_set, config)
-    names = [role_names(p.roles, len(p.tokens)) for p in prompt_set.prompts]
+) -> tuple[list[tuple[NodeRecord, NodeRecord]], MergedGraph]:
+    """Every prompt's nodes on its clean and corrupted prompt, and the prompts' graphs merged
+    with their nodes scored by resampling."""
     records = [
         (
             record_nodes(model.bridge, model.transcoders, torch.tensor(p.tokens)),
@@ -306,6 +301,52 @@ def run_task(
         node_threshold=config.node_threshold,
         edge_threshold=config.edge_threshold,
     )
+    return records, merged
+
+
+def node_changes(
+    merged: MergedGraph,
+    circuit_mask: torch.Tensor,
+    names: list[list[str]],
+    prompt_set: Any,
+    records: list[tuple[NodeRecord, NodeRecord]],
+) -> dict[int, float]:
+    """Merged node index -> how much the corruption changes it, for the circuit's nodes."""
+    kept = circuit_mask.nonzero().squeeze(1).tolist()
+    changes = corruption_changes(
+        [merged.keys[i] for i in kept],
+        names,
+        [(p.tokens, p.corrupt_tokens) for p in prompt_set.prompts],
+        records,
+    )
+    return dict(zip(kept, changes, strict=True))
+
+
+def spliced_metric(model: ReplacementModel, prompt_set: Any) -> float:
+    """The task metric with every MLP replaced by its transcoder, averaged over the prompts."""
+    values = []
+    for p in prompt_set.prompts:
+        tokens = torch.tensor(p.tokens)[None]
+        logits = spliced_logits(model.bridge, model.transcoders, tokens)[0]
+        values.append(float(prompt_set.metric_value(logits[p.position], p)))
+    return sum(values) / len(values)
+
+
+def run_task(
+    spec: Any,
+    prompt_set: Any,
+    model: ReplacementModel,
+    *,
+    model_spec: str,
+    config: RunConfig,
+    labels: Callable[[list[tuple[int, int]]], dict[tuple[int, int], str]] | None = None,
+) -> RunResult:
+    """Attribute every prompt, merge, prune, resolve heads and validate. `labels` names the
+    circuit's features (layer, index) for drawings and reports."""
+    start = time.perf_counter()
+    graphs = compute_graphs(model, prompt_set, config)
+    names = [role_names(p.roles, len(p.tokens)) for p in prompt_set.prompts]
+    records, merged = record_and_merge(model, prompt_set, graphs, names, config)
     cap = feature_cap(graphs, config)
     ranking = rank_nodes(model, prompt_set, records, merged, names, cap, config)
     circuit_mask = select_nodes(merged, ranking, cap, config)
@@ -321,13 +362,6 @@ def run_task(
         names,
         merged,
         edge_mask,
-    )
-    kept = circuit_mask.nonzero().squeeze(1).tolist()
-    changes = corruption_changes(
-        [merged.keys[i] for i in kept],
-        names,
-        [(p.tokens, p.corrupt_tokens) for p in prompt_set.prompts],
-        records,
     )
     tokenizer = model.bridge.tokenizer
     example = [tokenizer.decode([t]) for t in prompt_set.prompts[0].tokens]
@@ -346,22 +380,11 @@ def run_task(
         spec.metric,
         config,
         len(graphs),
-        dict(zip(kept, changes, strict=True)),
+        node_changes(merged, circuit_mask, names, prompt_set, records),
     )
     validation, curve = validate(
         model, prompt_set, records, merged, ranking, circuit_mask, names, config
     )
-    spliced = [
-        float(
-            prompt_set.metric_value(
-                spliced_logits(model.bridge, model.transcoders, torch.tensor(p.tokens)[None])[0][
-                    p.position
-                ],
-                p,
-            )
-        )
-        for p in prompt_set.prompts
-    ]
     mean_active = sum(g.index.n_features for g in graphs) / len(graphs)
     summary = {
         "task": spec.name,
@@ -377,7 +400,7 @@ def run_task(
         "circuit_edges": len(circuit.edges),
         "replacement_score": merged.pruning.replacement_score,
         "completeness_score": merged.pruning.completeness_score,
-        "metric_spliced": sum(spliced) / len(spliced),
+        "metric_spliced": spliced_metric(model, prompt_set),
         **{f"validation.{k}": v for k, v in validation.items()},
         "seconds": time.perf_counter() - start,
     }
