@@ -218,14 +218,22 @@ def fit_to_batch(state: TrainState, first: Activations) -> None:
     learning rate carry over between models and layers), decoder biases at the mean rescaled
     output, and the loss normalisers at its variance."""
     d_model = first.mlp_in.shape[-1]
-    state.in_scale = (d_model / first.mlp_in.pow(2).sum(-1).mean(0)).sqrt()
-    state.out_scale = (d_model / first.mlp_out.pow(2).sum(-1).mean(0)).sqrt()
+    state.in_scale = _unit_scale(d_model, first.mlp_in.pow(2).sum(-1).mean(0))
+    state.out_scale = _unit_scale(d_model, first.mlp_out.pow(2).sum(-1).mean(0))
     y = first.mlp_out * state.out_scale[:, None]
     mean = y.mean(0)  # [n_layers, d_model]
-    state.variance = (y - mean).pow(2).sum(-1).mean(0)
+    variance = (y - mean).pow(2).sum(-1).mean(0)
+    # an MLP whose output never varies (a compiled model's empty MLP) is fit by squared error
+    state.variance = torch.where(variance > 0, variance, torch.ones_like(variance))
     with torch.no_grad():
         for i, transcoder in enumerate(state.tset):
             transcoder.b_dec.copy_(mean[i])
+
+
+def _unit_scale(d_model: int, mean_square: Tensor) -> Tensor:
+    """sqrt(d_model / mean_square), and 1 where the activations are all zero."""
+    safe = torch.where(mean_square > 0, mean_square, torch.full_like(mean_square, d_model))
+    return (d_model / safe).sqrt()
 
 
 def fold_scales(state: TrainState) -> TranscoderSet:

@@ -67,14 +67,27 @@ def output_space(program, model) -> tuple[list, list[int]]:
     return values, [labels.index(f"{program.label}:{v}") for v in values]
 
 
-def write_tokenizer(out: Path, encoding_map: dict[str, int], n_positions: int) -> None:
-    """Word-level tokenizer with tracr's token ids, so "BOS x y" encodes as tracr encodes it.
+def output_tokens(program, values: list) -> list[str]:
+    """One vocabulary word per output value: "=a", "=3", "=True"; a numerical output's is
+    "=<its label>" (its logit is the value)."""
+    if rasp.is_numerical(program):
+        return [f"={program.label}"]
+    return [f"={v}" for v in values]
+
+
+def write_tokenizer(
+    out: Path, encoding_map: dict[str, int], outputs: list[str], n_positions: int
+) -> None:
+    """Word-level tokenizer with tracr's token ids, so "BOS x y" encodes as tracr encodes it,
+    then the output tokens (ids after the inputs', matching the lm_head rows that read them).
 
     No post-processor: nothing is prepended; the caller writes BOS itself.
     """
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    tok = Tokenizer(models.WordLevel(vocab=dict(encoding_map), unk_token=PAD))
+    vocab = dict(encoding_map)
+    vocab |= {word: len(encoding_map) + j for j, word in enumerate(outputs)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=PAD))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.save(str(out / "tokenizer.json"))
     config = {
@@ -145,11 +158,13 @@ def ground_truth(spec, program, model, values: list) -> dict:
         "output_variable": program.label,
         "output_kind": "numerical" if numerical else "categorical",
         "output_read": (
-            "logit 0 equals the output value at each position"
+            "the logit of output_tokens[0] equals the output value at each position"
             if numerical
-            else "logit j scores output_values[j]; the output is the argmax"
+            else "the logit of output_tokens[j] scores output_values[j]; the output is the "
+            "argmax over them"
         ),
         "output_values": values,
+        "output_tokens": output_tokens(program, values),
         "position_0": "BOS; the program's outputs are at positions 1..n",
         "notes": (
             "Variables are tracr's residual directions (tokens and indices one-hot, 'one' a "
@@ -177,8 +192,13 @@ def build(spec: CompiledProgram, root: Path) -> None:
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "model.safetensors").chmod(0o644)  # save_file creates it owner-only
-    write_tokenizer(out, model.input_encoder.encoding_map, gpt2_shape(model)["n_positions"])
     truth = ground_truth(spec, program, model, values)
+    write_tokenizer(
+        out,
+        model.input_encoder.encoding_map,
+        truth["output_tokens"],
+        gpt2_shape(model)["n_positions"],
+    )
     (out / "ground_truth.json").write_text(json.dumps(truth, indent=2, default=str) + "\n")
     domain = {"vocab": list(spec.vocab), "bos": BOS, "max_seq_len": spec.max_seq_len}
     (out / "input_domain.json").write_text(json.dumps(domain) + "\n")
@@ -186,6 +206,7 @@ def build(spec: CompiledProgram, root: Path) -> None:
     reference |= {
         "program": spec.name,
         "output_values": values,
+        "output_tokens": truth["output_tokens"],
         "output_kind": truth["output_kind"],
     }
     compact = json.dumps(reference, separators=(",", ":"), default=str)

@@ -106,12 +106,14 @@ def mlp_weights(params: dict, layer: int, shape: dict[str, int]) -> dict[str, np
 
 
 def unembedding(model, output_columns: list[int], shape: dict[str, int]) -> np.ndarray:
-    """lm_head.weight [vocab_size, d_model]: logit j reads tracr's residual dim output_columns[j]
-    (the output space, in the order of the output encoder); other rows are zero."""
-    d_vocab = max(shape["n_vocab_in"], len(output_columns))
-    read = np.zeros((shape["d_tracr"], d_vocab))
+    """lm_head.weight [vocab_size, d_model]: the vocabulary is the input tokens (tracr's ids)
+    followed by one output token per output value, so logit n_vocab_in + j reads tracr's residual
+    dim output_columns[j] (the output space, in the output encoder's order) and input tokens'
+    logits are zero. Distinct ids let task files name answers as tokens."""
+    n_in = shape["n_vocab_in"]
+    read = np.zeros((shape["d_tracr"], n_in + len(output_columns)))
     for j, column in enumerate(output_columns):
-        read[column, j] = 1.0
+        read[column, n_in + j] = 1.0
     return from_residual(read, shape).T
 
 

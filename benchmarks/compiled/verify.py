@@ -49,9 +49,10 @@ def model_dirs() -> list[Path]:
     return sorted(p for p in MODELS.iterdir() if (p / "config.json").exists())
 
 
-def exported_logits(bridge, tokenizer, inputs: list[str], n_out: int) -> list[torch.Tensor]:
-    """The bridge's first n_out logits at each input's last position, one [1, n_out] per
-    input; inputs of one length run as one batch."""
+def exported_logits(bridge, tokenizer, inputs: list[str], outputs: list[str]) -> list[torch.Tensor]:
+    """The bridge's logits of the output tokens at each input's last position, one
+    [1, n_out] per input; inputs of one length run as one batch."""
+    columns = tokenizer.convert_tokens_to_ids(outputs)
     by_len: dict[int, list[int]] = {}
     for i, text in enumerate(inputs):
         by_len.setdefault(len(text.split()), []).append(i)
@@ -61,7 +62,7 @@ def exported_logits(bridge, tokenizer, inputs: list[str], n_out: int) -> list[to
         with torch.no_grad():
             logits = bridge(torch.tensor(ids), return_type="logits")
         for row, i in enumerate(idx):
-            out[i] = logits[row, -1:, :n_out]
+            out[i] = logits[row, -1:, columns]
     return out
 
 
@@ -72,8 +73,7 @@ def verify_model(model_dir: Path, dtype: torch.dtype = torch.float64) -> Verific
     ref = json.loads((model_dir / "reference_outputs.json").read_text())
     bridge = load_model(str(model_dir), dtype=dtype)
     tokenizer = load_tokenizer(model_dir)
-    n_out = len(ref["output_values"])
-    got = exported_logits(bridge, tokenizer, ref["inputs"], n_out)
+    got = exported_logits(bridge, tokenizer, ref["inputs"], ref["output_tokens"])
     err, decoded_bad, rasp_bad = 0.0, 0, 0
     for i, logits in enumerate(got):
         want = torch.tensor([ref["logits"][i]], dtype=torch.float64)

@@ -3,6 +3,7 @@
 The format is documented, with an example, in `tasks/README.md`.
 """
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -118,7 +119,7 @@ def _spec(path: Path, data: dict[str, Any]) -> TaskSpec:
     optional = {}
     for key, field in (("model", "default_model"), ("transcoders", "default_transcoders")):
         if key in task:
-            optional[field] = _string(task[key], f"[task] {key}")
+            optional[field] = _beside(path, _string(task[key], f"[task] {key}"))
     for key in ("distinct", "aligned"):
         if key in prompts:
             optional[key] = _groups(prompts[key], f"[prompts] {key}")
@@ -142,6 +143,13 @@ def _spec(path: Path, data: dict[str, Any]) -> TaskSpec:
         roles=_roles(_table(data.get("roles", {}), "[roles]")),
         **optional,
     )
+
+
+def _beside(path: Path, spec: str) -> str:
+    """`./dir` and `../dir` are relative to the task file, so files can ship beside models."""
+    if spec.startswith(("./", "../")):
+        return os.path.normpath(path.parent / spec)
+    return spec
 
 
 def _answers(value: Any, where: str) -> Answers:

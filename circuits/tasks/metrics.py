@@ -65,6 +65,24 @@ def _logit_diff_target(
     return Target(name=name, pos=pos, direction=direction)
 
 
+def _logit_value(
+    logits: Float[Tensor, " d_vocab"], answers: Sequence[int], wrong: Sequence[int]
+) -> Tensor:
+    return logits[list(answers)].mean()
+
+
+def _logit_target(
+    logits: Float[Tensor, "n_pos d_vocab"],
+    answers: Sequence[int],
+    wrong: Sequence[int],
+    pos: int,
+    name: str,
+) -> Target:
+    direction = torch.zeros(logits.shape[-1], dtype=torch.float64)
+    direction[list(answers)] += 1 / len(answers)
+    return Target(name=name, pos=pos, direction=direction)
+
+
 def _prob_diff_value(
     logits: Float[Tensor, " d_vocab"], answers: Sequence[int], wrong: Sequence[int]
 ) -> Tensor:
@@ -116,3 +134,6 @@ LOGPROB = register(
     Metric(name="logprob", needs_wrong=False, value=_logprob_value, target=_logprob_target)
 )
 """Log-probability of the first answer (induction)."""
+
+LOGIT = register(Metric(name="logit", needs_wrong=False, value=_logit_value, target=_logit_target))
+"""Mean logit of the answers: a value the model writes into a logit (compiled numerical outputs)."""

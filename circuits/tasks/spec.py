@@ -124,7 +124,7 @@ class TaskSpec:
     path: Path
     """The task file."""
     metric: str
-    """A name in `circuits.tasks.metrics.METRICS`: logit_diff, prob_diff or logprob."""
+    """A name in `circuits.tasks.metrics.METRICS`: logit_diff, prob_diff, logprob or logit."""
     count: int
     """Number of prompts built by default."""
     seed: int

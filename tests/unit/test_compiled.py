@@ -2,6 +2,7 @@
 directories boot through the bridge and give tracr's outputs on every input."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,3 +53,66 @@ def test_compiled_models_train_transcoders_on_random_inputs():
     assert (rows[:, 0] == tokens.eot).all()
     allowed = {bridge.tokenizer.convert_tokens_to_ids(w) for w in domain["vocab"]}
     assert set(np.unique(rows[:, 1:]).tolist()) == allowed
+
+
+def test_a_constant_mlp_trains_to_finite_weights_that_approach_the_constant():
+    """prev_token's MLP is empty (tracr zero-fills it): its output never varies, which must not
+    turn the loss normaliser or the scales into 0/0."""
+    from transcoders.config import HarvestConfig, TrainConfig, TranscoderConfig
+    from transcoders.harvest import activation_batches
+    from transcoders.train import fit_to_batch, fold_scales, init_state, train_step
+
+    spec = str(next(d for d in DIRS if d.name == "prev_token"))
+    bridge = load_model(spec)
+    tokens = load_corpus_tokens(spec, bridge)
+    harvest = HarvestConfig(seq_len=9, windows_per_forward=8, buffer_tokens=1152)
+    config = TrainConfig(n_tokens=40 * 144, batch_size=144, lr=1e-2, harvest=harvest)
+    tc = TranscoderConfig(kind="topk", d_model=bridge.cfg.d_model, d_transcoder=32, k=4)
+    state = init_state(bridge, tc, model=spec, seed=0)
+    batches = activation_batches(bridge, tokens.train, harvest, batch_size=144, eot=tokens.eot)
+    first = next(batches)
+    assert first.mlp_out.abs().max() == 0
+    fit_to_batch(state, first)
+    before = fold_scales(state)[0](first.mlp_in[:, 0]).detach().abs().max()
+    for _ in range(config.n_steps):
+        train_step(state, next(batches), config)
+    tset = fold_scales(state)
+    for transcoder in tset:
+        for name, value in transcoder.tensors().items():
+            assert torch.isfinite(value).all(), name
+    after = tset[0](first.mlp_in[:, 0]).detach().abs().max()
+    assert after < 0.5 * before  # on its way to the constant (3.4 -> 0.9 measured)
+
+
+@pytest.mark.parametrize("model_dir", DIRS, ids=lambda d: d.name)
+def test_shipped_task_file_is_what_the_generator_writes(model_dir):
+    from benchmarks.compiled.task_files import task_file, task_path
+
+    assert task_path(model_dir).read_text() == task_file(model_dir)
+
+
+@pytest.mark.parametrize("model_dir", DIRS, ids=lambda d: d.name)
+def test_task_answers_are_what_the_compiled_model_outputs(model_dir):
+    """Clean prompts' answers are the model's outputs, corrupted prompts' the wrong tokens (for
+    a numerical output: the corruption lowers the value the answer's logit holds)."""
+    from benchmarks.compiled.task_files import task_path
+    from circuits.tasks import build_prompt_set, load_task
+
+    spec = load_task(task_path(model_dir))
+    assert spec.default_model is not None
+    assert Path(spec.default_model).resolve() == model_dir.resolve()  # relative to the file
+    bridge = load_model(str(model_dir), dtype=torch.float64)
+    prompts = build_prompt_set(spec, bridge.tokenizer, n_ctx=bridge.cfg.n_ctx).prompts
+    assert len(prompts) == 32
+    truth = json.loads((model_dir / "ground_truth.json").read_text())
+    outputs = bridge.tokenizer.convert_tokens_to_ids(truth["output_tokens"])
+    with torch.no_grad():
+        clean = bridge(torch.tensor([p.tokens for p in prompts]))[:, -1, outputs]
+        corrupt = bridge(torch.tensor([p.corrupt_tokens for p in prompts]))[:, -1, outputs]
+    for p, c, k in zip(prompts, clean, corrupt, strict=True):
+        if truth["output_kind"] == "numerical":
+            assert p.answers == outputs and not p.wrong
+            assert c[0] > k[0] + 0.1
+        else:
+            assert [outputs[int(c.argmax())]] == p.answers
+            assert [outputs[int(k.argmax())]] == p.wrong
