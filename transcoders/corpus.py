@@ -101,10 +101,11 @@ def load_corpus_tokens(spec: str, bridge: Any) -> CorpusTokens:
 
 
 def random_inputs(
-    domain: dict[str, Any], tokenizer: Any, *, n_train: int = 400_000, n_val: int = 40_000
+    domain: dict[str, Any], tokenizer: Any, *, n_train: int = 400_000, n_val: int = 80_000
 ) -> CorpusTokens:
     """Uniformly random full-length inputs of a compiled model, each opened by its BOS token
-    (which also serves as the window opener), with a fixed seed."""
+    (which also serves as the window opener), with a fixed seed. `n_val` leaves windows enough
+    for the feature atlas's default scan of 65,536 tokens."""
     ids = [tokenizer.convert_tokens_to_ids(word) for word in domain["vocab"]]
     bos = tokenizer.convert_tokens_to_ids(domain["bos"])
     if any(not isinstance(i, int) for i in [*ids, bos]):

@@ -345,7 +345,11 @@ class ReplacementModel:
 
 def check_attention_is_frozen(bridge: Any) -> None:
     """Refuse models whose attention ignores edits to `hook_pattern` (their adapters hand
-    attention to Hugging Face code): freezing patterns, and so attribution, would be wrong."""
+    attention to Hugging Face code): freezing patterns, and so attribution, would be wrong.
+
+    Layers are tried in turn until an edit shows (a compiled model's layer may have no
+    attention at all); a model none of whose attention layers does anything has nothing to
+    freeze."""
     name = type(getattr(bridge, "original_model", bridge)).__name__
     if any(name.startswith(arch) for arch in UNSUPPORTED_ARCHITECTURES):
         raise AttributionError(_unsupported(name))
@@ -356,12 +360,21 @@ def check_attention_is_frozen(bridge: Any) -> None:
         out[..., 0] = 1
         return out
 
+    outputs: dict[str, Tensor] = {}
+
+    def keep(x: Tensor, hook: Any) -> None:
+        outputs[hook.name] = x.detach().clone()
+
+    attn_out = [f"blocks.{layer}.attn.hook_out" for layer in range(bridge.cfg.n_layers)]
     with torch.no_grad():
-        plain = bridge(tokens)
-        edited = bridge.run_with_hooks(
-            tokens, fwd_hooks=[("blocks.0.attn.hook_pattern", first_token_only)]
-        )
-    if torch.equal(plain, edited):
+        plain = bridge.run_with_hooks(tokens, fwd_hooks=[(n, keep) for n in attn_out])
+        for layer in range(bridge.cfg.n_layers):
+            edited = bridge.run_with_hooks(
+                tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", first_token_only)]
+            )
+            if not torch.equal(plain, edited):
+                return
+    if any(bool(x.abs().max() > 0) for x in outputs.values()):
         raise AttributionError(_unsupported(name))
 
 

@@ -112,6 +112,16 @@ def test_models_whose_attention_cannot_be_frozen_are_refused(root):
         ReplacementModel(bridge, random_transcoders("relu", skip=False))
 
 
+def test_attention_that_ignores_pattern_edits_is_refused_by_measurement(root, monkeypatch):
+    """Not by name: every layer's pattern is edited and none reaches the output."""
+    from circuits.attribution import replacement
+
+    monkeypatch.setattr(replacement, "UNSUPPORTED_ARCHITECTURES", ())
+    bridge = random_bridge("gptneo", root)
+    with pytest.raises(AttributionError, match=r"GPTNeo.*cannot be frozen"):
+        replacement.check_attention_is_frozen(bridge)
+
+
 @pytest.mark.parametrize("architecture", ["gpt2", "llama"])
 def test_recursive_attribution_agrees_with_the_full_graph(root, architecture):
     from circuits.attribution.heads import resolve_heads
