@@ -222,12 +222,24 @@ def fit_to_batch(state: TrainState, first: Activations) -> None:
     state.out_scale = _unit_scale(d_model, first.mlp_out.pow(2).sum(-1).mean(0))
     y = first.mlp_out * state.out_scale[:, None]
     mean = y.mean(0)  # [n_layers, d_model]
+    constant = (first.mlp_out == first.mlp_out[:1]).flatten(2).all(-1).all(0)  # [n_layers]
     variance = (y - mean).pow(2).sum(-1).mean(0)
-    # an MLP whose output never varies (a compiled model's empty MLP) is fit by squared error
-    state.variance = torch.where(variance > 0, variance, torch.ones_like(variance))
+    state.variance = torch.where(constant, torch.ones_like(variance), variance)
     with torch.no_grad():
         for i, transcoder in enumerate(state.tset):
             transcoder.b_dec.copy_(mean[i])
+            if constant[i]:
+                _make_inert(transcoder)
+
+
+def _make_inert(transcoder: Transcoder) -> None:
+    """An MLP whose output never varies (a compiled model's empty MLP) is its constant, `b_dec`,
+    with no feature ever active: trained features would only cancel one another, and the graph
+    would show them. Nothing moves these weights afterwards (every gradient is zero)."""
+    transcoder.W_enc.zero_()
+    transcoder.b_enc.fill_(-1.0)
+    if transcoder.W_skip is not None:
+        transcoder.W_skip.zero_()
 
 
 def _unit_scale(d_model: int, mean_square: Tensor) -> Tensor:

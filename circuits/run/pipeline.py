@@ -395,7 +395,7 @@ def run_task(
         "config": asdict(config),
         "mean_active_features": mean_active,
         "circuit_features": circuit.n_features,
-        "circuit_feature_share": circuit.n_features / mean_active,
+        "circuit_feature_share": circuit.n_features / mean_active if mean_active else 0.0,
         "circuit_nodes": len(circuit.nodes),
         "circuit_edges": len(circuit.edges),
         "replacement_score": merged.pruning.replacement_score,

@@ -1,6 +1,7 @@
 """report.md and summary.json of a task run, and the faithfulness-against-size plot."""
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,18 @@ def top_heads(circuit: Circuit, n: int = 8) -> list[tuple[str, float]]:
     return sorted(totals.items(), key=lambda kv: -kv[1])[:n]
 
 
+def _undefined_note(s: dict[str, Any]) -> list[str]:
+    """Why faithfulness can be nan: ablating every node leaves the metric as it is."""
+    if not math.isnan(s["validation.faithfulness"]):
+        return []
+    return [
+        "",
+        "Faithfulness is undefined here: ablating every feature and error node leaves the metric "
+        "unchanged, so none of the behaviour passes through an MLP (attention and the residual "
+        "stream carry it all; `components.json` says which heads).",
+    ]
+
+
 def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[int, float]]) -> str:
     s = summary
     lines = [
@@ -62,6 +75,7 @@ def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[i
         f"| completeness score (graph) | {s['completeness_score']:.3f} |",
         "",
         f"Ablation: {s['validation.ablation']}.",
+        *_undefined_note(s),
         "",
         "![circuit](graph.svg)",
         "",
