@@ -72,6 +72,27 @@ def make_repeat_at_distance_two() -> rasp.SOp:
     ).named("repeat2")
 
 
+def make_frac_repeats() -> rasp.SOp:
+    """Fraction of positions j <= i whose tokens at j-1 and j-2 are equal (numerical output),
+    with j-1 and j-2 clamped at 0 so that every position has a value to average.
+
+    repeat_at_distance_two's two heads and MLP, an MLP that turns its answer into a number, then
+    a mean over the prefix: tracr lays this out in three layers, leaving attention and MLP
+    slots that the circuit does not use.
+    """
+    back = lambda n: lambda k, q: k == max(q - n, 0)  # noqa: E731
+    back1 = rasp.categorical(
+        rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, back(1)).named("prev1"), rasp.tokens)
+    ).named("back1")
+    back2 = rasp.categorical(
+        rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, back(2)).named("prev2"), rasp.tokens)
+    ).named("back2")
+    repeat2 = rasp.categorical(rasp.SequenceMap(lambda a, b: a == b, back1, back2)).named("repeat2")
+    repeat = rasp.numerical(rasp.Map(lambda r: 1 if r else 0, repeat2)).named("repeat")
+    prevs = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ).named("prevs")
+    return rasp.numerical(rasp.Aggregate(prevs, repeat, default=0)).named("frac_repeats")
+
+
 PROGRAMS = (
     CompiledProgram(
         name="frac_prevs",
@@ -100,5 +121,12 @@ PROGRAMS = (
         vocab=("a", "b", "c"),
         max_seq_len=8,
         description="whether the tokens at positions i-1 and i-2 are equal",
+    ),
+    CompiledProgram(
+        name="frac_repeats",
+        make=make_frac_repeats,
+        vocab=("a", "b", "c"),
+        max_seq_len=8,
+        description="fraction of positions j <= i with equal tokens at j-1 and j-2 (clamped at 0)",
     ),
 )
