@@ -57,12 +57,18 @@ def _logit_diff_target(
     pos: int,
     name: str,
 ) -> Target:
-    # mean of the answers' one-hots minus mean of the wrong ones: `logit_difference_target` for
-    # one token each, extended to sets (greater-than style)
-    direction = torch.zeros(logits.shape[-1], dtype=torch.float64)
-    direction[list(answers)] += 1 / len(answers)
-    direction[list(wrong)] -= 1 / len(wrong)
+    # `logit_difference_target` for one token each, extended to sets (greater-than style)
+    n_vocab = logits.shape[-1]
+    direction = _mean_one_hot(n_vocab, answers) - _mean_one_hot(n_vocab, wrong)
     return Target(name=name, pos=pos, direction=direction)
+
+
+def _mean_one_hot(n_vocab: int, tokens: Sequence[int]) -> Tensor:
+    """The mean of the tokens' one-hot vectors: the direction whose dot product with the logits
+    is the tokens' mean logit."""
+    direction = torch.zeros(n_vocab, dtype=torch.float64)
+    direction[list(tokens)] += 1 / len(tokens)
+    return direction
 
 
 def _logit_value(
@@ -78,9 +84,7 @@ def _logit_target(
     pos: int,
     name: str,
 ) -> Target:
-    direction = torch.zeros(logits.shape[-1], dtype=torch.float64)
-    direction[list(answers)] += 1 / len(answers)
-    return Target(name=name, pos=pos, direction=direction)
+    return Target(name=name, pos=pos, direction=_mean_one_hot(logits.shape[-1], answers))
 
 
 def _prob_diff_value(
