@@ -195,6 +195,14 @@ def test_spec_keeps_defaults_and_ground_truth(tmp_path) -> None:
     assert load_task(write(tmp_path, IOI)).default_model is None
 
 
+def test_dot_paths_in_a_task_file_are_relative_to_it(tmp_path) -> None:
+    text = IOI.replace("seed = 3", 'seed = 3\nmodel = "../models/m"\ntranscoders = "./tc"')
+    (tmp_path / "tasks").mkdir()
+    spec = load_task(write(tmp_path / "tasks", text))
+    assert spec.default_model == str(tmp_path / "models" / "m")
+    assert spec.default_transcoders == str(tmp_path / "tasks" / "tc")
+
+
 def _edit(old: str, new: str, base: str = IOI) -> str:
     assert old in base, old
     return base.replace(old, new, 1)
@@ -346,6 +354,16 @@ def test_logit_diff_over_token_sets_is_a_difference_of_means() -> None:
     value = metric.value(logits[2], [1, 2, 3], [7, 8])
     torch.testing.assert_close(value, logits[2, 1:4].mean() - logits[2, 7:9].mean())
     target = metric.target(logits, [1, 2, 3], [7, 8], 2, "t")
+    torch.testing.assert_close(target.value(logits), value, rtol=0, atol=1e-12)
+
+
+def test_logit_is_the_mean_logit_of_the_answers_and_its_own_target() -> None:
+    logits = random_logits(4, 50)
+    metric = METRICS["logit"]
+    assert not metric.needs_wrong
+    value = metric.value(logits[3], [4, 9], [])
+    torch.testing.assert_close(value, logits[3, [4, 9]].mean())
+    target = metric.target(logits, [4, 9], [], 3, "t")
     torch.testing.assert_close(target.value(logits), value, rtol=0, atol=1e-12)
 
 
