@@ -43,3 +43,18 @@ def test_prev_token_circuit_is_its_one_head(tmp_path):
     assert (tmp_path / "compiled_circuits" / "prev_token.json").exists()
     report = {"commit": "x", "machine": {"cpu": "cpu", "torch_threads": 1}, "programs": [row]}
     assert "| prev_token | transcoder circuit | 1.000 |" in render(report)
+
+
+def test_transcoders_eval_scores_a_compiled_model_without_tasks(capsys):
+    import json
+
+    from transcoders.cli.main import main
+
+    model_dir = next(d for d in DIRS if d.name == "frac_prevs")
+    args = ["eval", "--model", str(model_dir), "--json", "--n-tokens", "2048", "--threads", "1"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "tasks" not in report
+    fvu = [layer["fvu"] for layer in report["isolated"]]
+    assert fvu[0] < 1e-4  # MLP0 computes is_x; MLP1 is empty (FVU undefined)
+    assert report["isolated"][1]["l0"] == 0

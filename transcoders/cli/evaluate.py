@@ -2,8 +2,11 @@
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("transcoders.eval")
 
 EPILOG = """examples:
   transcoders eval --model zoo:tiny                   the set registered for the shipped model
@@ -14,6 +17,7 @@ Metrics: FVU = squared error / variance of the MLP output; L0 = active features 
 dead = never active on the evaluation tokens; dense = active on more than 10% of them.
 "Isolated" reads the original model's MLP inputs, "spliced" runs with every MLP replaced.
 Loss recovered = (CE_zero - CE_spliced) / (CE_zero - CE_orig) on held-out text (corpus val).
+A compiled model (benchmarks/compiled/) is scored on random inputs of its program, without tasks.
 """
 
 
@@ -50,7 +54,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import torch
 
     from circuits.models import load_model
-    from transcoders.corpus import load_corpus_tokens, window_length
+    from transcoders.corpus import input_domain, load_corpus_tokens, window_length
     from transcoders.evaluate import evaluate_transcoders
     from transcoders.transcoder_set import default_transcoders_dir, load_transcoder_set, model_id
 
@@ -60,6 +64,10 @@ def run_eval(args: argparse.Namespace) -> int:
     bridge = load_model(args.model)
     tset = load_transcoder_set(path, bridge=bridge, model=model_id(args.model))
     corpus = load_corpus_tokens(args.model, bridge)
+    n_prompts = args.n_prompts
+    if input_domain(args.model) is not None:
+        log.info("task metrics skipped: a compiled model reads only its program's inputs")
+        n_prompts = None
     report = evaluate_transcoders(
         bridge,
         tset,
@@ -67,7 +75,7 @@ def run_eval(args: argparse.Namespace) -> int:
         eot=corpus.eot,
         n_tokens=args.n_tokens,
         seq_len=window_length(args.model, bridge),
-        n_prompts=args.n_prompts,
+        n_prompts=n_prompts,
     )
     report["transcoders"] = str(path)
     if args.record:
