@@ -147,6 +147,9 @@ class TrainConfig:
     """Dead features used by AuxK per token; None: d_model // 2."""
     dead_after_tokens: int = 500_000
     """A feature not active for this many tokens counts as dead (for AuxK)."""
+    resample_at: tuple[float, ...] = ()
+    """Fractions of training after which dead features are re-initialised on the inputs the set
+    reconstructs worst (empty: never; AuxK alone then remedies dead features)."""
     checkpoint_every: int = 200
     """Steps between checkpoints."""
     seed: int = 0
@@ -166,6 +169,8 @@ class TrainConfig:
             raise ValueError(f"decay_fraction must be in [0, 1], got {self.decay_fraction}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if any(not 0 < f < 1 for f in self.resample_at):
+            raise ValueError(f"resample_at fractions must be in (0, 1), got {self.resample_at}")
         if self.k_aux is not None and self.k_aux <= 0:
             raise ValueError(f"k_aux must be positive, got {self.k_aux}")
         if self.batch_size > self.harvest.buffer_tokens:

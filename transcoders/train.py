@@ -189,7 +189,51 @@ def train_step(state: TrainState, acts: Activations, config: TrainConfig) -> lis
     for transcoder in state.tset:
         transcoder.after_step()
     state.step += 1
+    if state.step in {int(f * config.n_steps) for f in config.resample_at}:
+        resample_dead(state, acts, config)
     return list(stats)
+
+
+@torch.no_grad()
+def resample_dead(state: TrainState, acts: Activations, config: TrainConfig) -> list[int]:
+    """Re-initialise each layer's dead features on tokens of `acts` drawn by squared error: the
+    encoder column points along the token's input (at the mean norm of live columns), the
+    decoder row along its error, the bias is 0, Adam's moments and the idle counter restart.
+    Deterministic in (seed, step). Returns the number resampled per layer."""
+    counts = []
+    for layer, transcoder in enumerate(state.tset):
+        dead = (state.idle_tokens[layer] >= config.dead_after_tokens).nonzero().squeeze(1)
+        counts.append(len(dead))
+        if len(dead) == 0 or len(dead) == transcoder.config.d_transcoder:
+            continue
+        x = acts.mlp_in[:, layer] * state.in_scale[layer]
+        y = acts.mlp_out[:, layer] * state.out_scale[layer]
+        error = y - transcoder(x)
+        weight = error.pow(2).sum(-1)
+        generator = torch.Generator().manual_seed(
+            config.seed * 1_000_003 + state.step * 101 + layer
+        )
+        rows = torch.multinomial(weight + 1e-12, len(dead), replacement=True, generator=generator)
+        live = torch.ones(transcoder.config.d_transcoder, dtype=torch.bool)
+        live[dead] = False
+        norm = transcoder.W_enc[:, live].norm(dim=0).mean()
+        inputs = x[rows] / x[rows].norm(dim=-1, keepdim=True).clamp(min=1e-8)
+        errors = error[rows]
+        transcoder.W_enc[:, dead] = (inputs * norm).T
+        transcoder.b_enc[dead] = 0.0
+        transcoder.W_dec[dead] = errors / errors.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+        for param, index in ((transcoder.W_enc, (slice(None), dead)), (transcoder.b_enc, dead)):
+            _reset_moments(state.opt, param, index)
+        _reset_moments(state.opt, transcoder.W_dec, dead)
+        state.idle_tokens[layer, dead] = 0
+    log.info("step %d: resampled dead features per layer: %s", state.step, counts)
+    return counts
+
+
+def _reset_moments(opt: torch.optim.Adam, param: Tensor, index: Any) -> None:
+    for moment in ("exp_avg", "exp_avg_sq"):
+        if moment in opt.state.get(param, {}):
+            opt.state[param][moment][index] = 0.0
 
 
 def init_state(bridge: Any, transcoder: TranscoderConfig, *, model: str, seed: int) -> TrainState:
@@ -265,7 +309,8 @@ def fold_scales(state: TrainState) -> TranscoderSet:
 
 def run_key(transcoder: TranscoderConfig, config: TrainConfig, model: str) -> dict[str, Any]:
     """What a checkpoint must agree on to be resumed."""
-    return {"model": model, "transcoder": asdict(transcoder), "train": asdict(config)}
+    key = {"model": model, "transcoder": asdict(transcoder), "train": asdict(config)}
+    return json.loads(json.dumps(key))  # as the checkpoint stores it (tuples become lists)
 
 
 def save_checkpoint(path: Path, state: TrainState, key: dict[str, Any]) -> None:

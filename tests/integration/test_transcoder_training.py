@@ -169,3 +169,71 @@ def test_learning_rate_warms_up_then_decays_to_zero() -> None:
     cosine = dataclasses.replace(config, schedule="cosine")
     assert lr_at(cosine, 90) == pytest.approx(0.5)
     assert lr_at(cosine, 85) == pytest.approx(0.5 * (1 + 2**-0.5))
+
+
+def test_resampling_revives_dead_features_on_the_worst_reconstructed_tokens(
+    tiny_bridge, small_tokens
+) -> None:
+    from transcoders.train import resample_dead
+
+    config = micro_config(n_tokens=20 * 128, dead_after_tokens=128, resample_at=(0.5,))
+    state = init_state(tiny_bridge, tiny_transcoder("topk"), model="tiny", seed=0)
+    batches = activation_batches(
+        tiny_bridge, small_tokens.train, config.harvest, batch_size=128, eot=small_tokens.eot
+    )
+    first = next(batches)
+    fit_to_batch(state, first)
+    for _ in range(4):
+        train_step(state, next(batches), config)
+    state.idle_tokens[:, :8] = config.dead_after_tokens  # the first 8 features of each layer
+    acts = next(batches)
+    dead_before = (state.idle_tokens >= config.dead_after_tokens).sum(-1).tolist()
+    counts = resample_dead(state, acts, config)
+    assert counts == dead_before and min(counts) >= 8
+    for layer, transcoder in enumerate(state.tset):
+        assert (state.idle_tokens[layer] < config.dead_after_tokens).all()
+        rows = transcoder.W_dec[:8]
+        torch.testing.assert_close(rows.norm(dim=-1), torch.ones(8))
+        assert (transcoder.b_enc[:8] == 0).all()
+        moments = state.opt.state[transcoder.W_dec]["exp_avg"]
+        assert (moments[:8] == 0).all()
+        x = acts.mlp_in[:, layer] * state.in_scale[layer]
+        assert transcoder.encode(x)[1][:, :8].count_nonzero() > 0  # they fire again
+
+
+def test_resampling_is_part_of_training_and_resumes_identically(
+    tiny_bridge, small_tokens, tmp_path
+) -> None:
+    config = micro_config(dead_after_tokens=128, resample_at=(0.5,))
+    transcoder = tiny_transcoder("topk")
+    common = {"model": "tiny", "eot": small_tokens.eot, "progress": False}
+    straight = train_transcoders(
+        tiny_bridge,
+        small_tokens.train,
+        transcoder,
+        config,
+        out=tmp_path / "a",
+        work=tmp_path / "w1",
+        **common,
+    )
+    assert straight is not None
+    out, work = tmp_path / "b", tmp_path / "w2"
+    assert (
+        train_transcoders(
+            tiny_bridge,
+            small_tokens.train,
+            transcoder,
+            config,
+            out=out,
+            work=work,
+            stop_after=4,
+            **common,
+        )
+        is None
+    )
+    train_transcoders(
+        tiny_bridge, small_tokens.train, transcoder, config, out=out, work=work, **common
+    )
+    a, b = load_file(str(straight / WEIGHTS)), load_file(str(out / WEIGHTS))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)

@@ -51,6 +51,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed (%(default)s)")
     parser.add_argument(
+        "--resample-at",
+        type=_fractions,
+        default=defaults.resample_at,
+        help="fractions of training after which dead features are re-initialised, e.g. "
+        "0.25,0.5 (default: never)",
+    )
+    parser.add_argument(
         "--buffer-tokens",
         type=int,
         default=defaults.harvest.buffer_tokens,
@@ -98,6 +105,7 @@ def run_train(args: argparse.Namespace) -> int:
             n_tokens=args.tokens,
             batch_size=args.batch_size,
             lr=args.lr,
+            resample_at=args.resample_at,
             seed=args.seed,
             harvest=HarvestConfig(
                 seed=args.seed,
@@ -135,3 +143,11 @@ def run_train(args: argparse.Namespace) -> int:
         ):
             print(f"layer {i}: held-out FVU {fvu:.4f}, L0 {l0:.1f}")
     return 0
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as err:
+        message = f"expected fractions such as 0.25,0.5, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from err
