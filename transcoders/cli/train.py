@@ -15,6 +15,7 @@ EPILOG = f"""examples:
   transcoders train --model zoo:tiny --tokens 2000000 --out /tmp/tc
   transcoders train --model zoo:tiny --kind jumprelu --l0-coefficient 0.002 --out /tmp/jr
   transcoders train --model zoo:tiny --weights-dtype float16      half-size files, for shipping
+  transcoders train --model zoo:tiny --resample-at 0.25,0.5 --dead-after-tokens 65536 --out /tmp/rs
 
 Defaults: kind topk, k {SPARSITY_DEFAULTS["k"]:g}, d_transcoder {DEFAULT_EXPANSION} x d_model.
 An interrupted run resumes when the same command is run again (--fresh starts over); its
@@ -50,6 +51,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed (%(default)s)")
+    parser.add_argument(
+        "--dead-after-tokens",
+        type=int,
+        default=defaults.dead_after_tokens,
+        help="tokens without firing after which a feature counts as dead for AuxK and "
+        "resampling (%(default)s)",
+    )
     parser.add_argument(
         "--resample-at",
         type=_fractions,
@@ -106,6 +114,7 @@ def run_train(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             lr=args.lr,
             resample_at=args.resample_at,
+            dead_after_tokens=args.dead_after_tokens,
             seed=args.seed,
             harvest=HarvestConfig(
                 seed=args.seed,
