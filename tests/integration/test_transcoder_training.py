@@ -58,8 +58,15 @@ def test_training_lowers_the_reconstruction_error(kind, tiny_bridge, small_token
     assert all(s["fvu"] < 0.7 * f for s, f in zip(last, fvu, strict=True)), (fvu, last)
 
 
-def test_resumed_run_gives_identical_weights(tiny_bridge, small_tokens, tmp_path) -> None:
-    config = micro_config()
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"dead_after_tokens": 128, "resample_at": (0.5,)}],
+    ids=["plain", "resampling after the interruption"],
+)
+def test_resumed_run_gives_identical_weights(
+    overrides, tiny_bridge, small_tokens, tmp_path
+) -> None:
+    config = micro_config(**overrides)
     transcoder = tiny_transcoder("batchtopk")
     common = {"model": "tiny", "eot": small_tokens.eot, "progress": False}
 
@@ -199,41 +206,3 @@ def test_resampling_revives_dead_features_on_the_worst_reconstructed_tokens(
         assert (moments[:8] == 0).all()
         x = acts.mlp_in[:, layer] * state.in_scale[layer]
         assert transcoder.encode(x)[1][:, :8].count_nonzero() > 0  # they fire again
-
-
-def test_resampling_is_part_of_training_and_resumes_identically(
-    tiny_bridge, small_tokens, tmp_path
-) -> None:
-    config = micro_config(dead_after_tokens=128, resample_at=(0.5,))
-    transcoder = tiny_transcoder("topk")
-    common = {"model": "tiny", "eot": small_tokens.eot, "progress": False}
-    straight = train_transcoders(
-        tiny_bridge,
-        small_tokens.train,
-        transcoder,
-        config,
-        out=tmp_path / "a",
-        work=tmp_path / "w1",
-        **common,
-    )
-    assert straight is not None
-    out, work = tmp_path / "b", tmp_path / "w2"
-    assert (
-        train_transcoders(
-            tiny_bridge,
-            small_tokens.train,
-            transcoder,
-            config,
-            out=out,
-            work=work,
-            stop_after=4,
-            **common,
-        )
-        is None
-    )
-    train_transcoders(
-        tiny_bridge, small_tokens.train, transcoder, config, out=out, work=work, **common
-    )
-    a, b = load_file(str(straight / WEIGHTS)), load_file(str(out / WEIGHTS))
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
