@@ -21,9 +21,16 @@ from typing import Any
 
 import torch
 
-from benchmarks.compiled.task_files import MODELS, task_path
+from benchmarks.compiled.task_files import task_path
+from benchmarks.compiled.verify import MODELS, model_dirs
 from benchmarks.environment import RESULTS, commit, machine, write_results
-from benchmarks.ground_truth import TRANSCODER_CUT, baseline_scores, transcoder_scores
+from benchmarks.ground_truth import (
+    fmt,
+    method_cells,
+    save_circuit,
+    score_against,
+    transcoder_scores,
+)
 
 BASELINE_CUT = 0.1
 """Default threshold of the baselines: components carrying 10% of the clean-corrupt gap."""
@@ -36,7 +43,7 @@ def programs() -> list[str]:
     """Compiled programs that have a task file and a transcoder set."""
     return [
         d.name
-        for d in sorted(MODELS.iterdir())
+        for d in model_dirs()
         if task_path(d).exists() and (d / "transcoders" / "config.json").exists()
     ]
 
@@ -44,10 +51,7 @@ def programs() -> list[str]:
 def evaluate_program(name: str, count: int | None, out: Path) -> dict[str, Any]:
     """Score every method on one compiled program; the transcoder circuit is kept in
     `out/compiled_circuits/`."""
-    from circuits.components.naming import component_edges
     from circuits.models import load_model
-    from circuits.scoring.evaluate import score_method
-    from circuits.scoring.faithfulness import component_faithfulness
     from circuits.tasks import build_prompt_set, load_task
     from transcoders.transcoder_set import default_transcoders_dir
 
@@ -56,21 +60,12 @@ def evaluate_program(name: str, count: int | None, out: Path) -> dict[str, Any]:
     spec = load_task(task_path(model_dir))
     bridge = load_model(str(model_dir))
     prompt_set = build_prompt_set(spec, bridge.tokenizer, n_ctx=bridge.cfg.n_ctx, count=count)
-    all_edges = [f"{s}->{r}" for s, r in component_edges(bridge.cfg.n_layers, bridge.cfg.n_heads)]
     ours, run_faithfulness, flow, circuit = transcoder_scores(
         spec, prompt_set, bridge, default_transcoders_dir(str(model_dir)), str(model_dir)
     )
-    saved = out / "compiled_circuits" / f"{name}.json"
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(circuit.to_json()) + "\n")
-    methods = [ours, *baseline_scores(bridge, prompt_set)]
-    cuts = [TRANSCODER_CUT] + [BASELINE_CUT] * (len(methods) - 1)
-    scored = [
-        score_method(m, truth["nodes"], truth["edges"], all_edges, cut)
-        for m, cut in zip(methods, cuts, strict=True)
-    ]
-    faithful = component_faithfulness(
-        bridge, prompt_set, [s.top for s in scored] + [truth["nodes"]]
+    save_circuit(circuit, out / "compiled_circuits" / f"{name}.json")
+    methods, scored, faithful = score_against(
+        bridge, prompt_set, ours, truth["nodes"], truth["edges"], BASELINE_CUT
     )
     return {
         "program": name,
@@ -84,10 +79,6 @@ def evaluate_program(name: str, count: int | None, out: Path) -> dict[str, Any]:
             for s, m, f in zip(scored, methods, faithful[:-1], strict=True)
         ],
     }
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
 
 
 def render(report: dict[str, Any]) -> str:
@@ -108,9 +99,7 @@ def render(report: dict[str, Any]) -> str:
     for row in report["programs"]:
         for meth in row["methods"]:
             lines.append(
-                f"| {row['program']} | {meth['method']} | {_fmt(meth['node_auc'])} | "
-                f"{_fmt(meth['edge_auc'])} | {meth['precision']:.2f} | {meth['recall']:.2f} | "
-                f"{meth['faithfulness_at_truth_size']:.3f} | {meth['seconds']:.1f} |"
+                f"| {row['program']} | " + method_cells(meth, "faithfulness_at_truth_size")
             )
         lines.append(
             f"| {row['program']} | *ground truth* | | | | | {row['truth']['faithfulness']:.3f} | |"
@@ -125,7 +114,7 @@ def render(report: dict[str, Any]) -> str:
             scores = ", ".join(f"{k} {v:.3g}" for k, v in meth["scores"].items())
             lines.append(f"  - {meth['method']}: {scores}")
     below = [
-        f"{row['program']} ({_fmt(meth['node_auc'])})"
+        f"{row['program']} ({fmt(meth['node_auc'])})"
         for row in report["programs"]
         for meth in row["methods"][:1]
         if meth["node_auc"] is None or meth["node_auc"] < TARGET_AUC

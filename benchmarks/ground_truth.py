@@ -80,15 +80,57 @@ def baseline_scores(bridge: Any, prompt_set: Any) -> list[Any]:
     ]
 
 
+def save_circuit(circuit: Any, path: Path) -> None:
+    """Keep a transcoder circuit beside the scores (its component view can be recomputed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(circuit.to_json()) + "\n")
+
+
+def score_against(
+    bridge: Any,
+    prompt_set: Any,
+    ours: Any,
+    truth: list[str],
+    truth_edges: list[str],
+    baseline_cut: float,
+) -> tuple[list[Any], list[Any], list[float]]:
+    """Our component scores and the baselines' (run here), each scored against the circuit
+    `truth` and its edges; returns the methods, their scores, and the faithfulness of each
+    method's top-k components followed by that of `truth` itself."""
+    from circuits.components.naming import component_edges
+    from circuits.scoring.evaluate import score_method
+    from circuits.scoring.faithfulness import component_faithfulness
+
+    all_edges = [f"{s}->{r}" for s, r in component_edges(bridge.cfg.n_layers, bridge.cfg.n_heads)]
+    methods = [ours, *baseline_scores(bridge, prompt_set)]
+    cuts = [TRANSCODER_CUT] + [baseline_cut] * (len(methods) - 1)
+    scored = [
+        score_method(m, truth, truth_edges, all_edges, cut)
+        for m, cut in zip(methods, cuts, strict=True)
+    ]
+    faithful = component_faithfulness(bridge, prompt_set, [s.top for s in scored] + [truth])
+    return methods, scored, faithful
+
+
+def fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def method_cells(meth: dict[str, Any], faithfulness_key: str) -> str:
+    """`method | node AUC | edge AUC | precision | recall | faithfulness | seconds |`."""
+    return (
+        f"{meth['method']} | {fmt(meth['node_auc'])} | {fmt(meth['edge_auc'])} | "
+        f"{meth['precision']:.2f} | {meth['recall']:.2f} | {meth[faithfulness_key]:.3f} | "
+        f"{meth['seconds']:.1f} |"
+    )
+
+
 def evaluate_zoo(model: str, task: str, count: int | None, out: Path) -> dict[str, Any]:
     """Score every method on `model` and `task`; the transcoder circuit is kept in
     `out/circuits/` (its component view can be recomputed from it)."""
     from circuits.causal.compute import compute_reference
     from circuits.causal.reference import load_reference
-    from circuits.components.naming import component_edges
     from circuits.models import load_model
-    from circuits.scoring.evaluate import score_method
-    from circuits.scoring.faithfulness import component_faithfulness
     from circuits.tasks import build_prompt_set, load_task
     from transcoders.transcoder_set import default_transcoders_dir
 
@@ -104,21 +146,12 @@ def evaluate_zoo(model: str, task: str, count: int | None, out: Path) -> dict[st
             bridge, prompt_set, model_spec=model_spec, threshold=0.1, command="(benchmark)"
         )
     circuit, circuit_edges = reference.circuit, reference.circuit_edges
-    all_edges = [f"{s}->{r}" for s, r in component_edges(bridge.cfg.n_layers, bridge.cfg.n_heads)]
     ours, run_faithfulness, flow, transcoder_circuit = transcoder_scores(
         spec, prompt_set, bridge, default_transcoders_dir(model_spec), model_spec
     )
-    saved = out / "circuits" / f"{model}-{task}.json"
-    saved.parent.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(transcoder_circuit.to_json()) + "\n")
-    methods = [ours, *baseline_scores(bridge, prompt_set)]
-    cuts = [TRANSCODER_CUT] + [reference.threshold] * (len(methods) - 1)
-    scored = [
-        score_method(m, circuit, circuit_edges, all_edges, cut)
-        for m, cut in zip(methods, cuts, strict=True)
-    ]
-    faithful = component_faithfulness(
-        bridge, prompt_set, [s.top for s in scored] + [reference.circuit]
+    save_circuit(transcoder_circuit, out / "circuits" / f"{model}-{task}.json")
+    _, scored, faithful = score_against(
+        bridge, prompt_set, ours, circuit, circuit_edges, reference.threshold
     )
     return {
         "model": model_spec,
@@ -184,10 +217,6 @@ def gpt2_weights(path: str | None) -> str | None:
         return None
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
@@ -205,9 +234,8 @@ def render(report: dict[str, Any]) -> str:
     for row in report["zoo"]:
         for meth in row["methods"]:
             lines.append(
-                f"| {row['model']} | {row['task']} | {meth['method']} | {_fmt(meth['node_auc'])} "
-                f"| {_fmt(meth['edge_auc'])} | {meth['precision']:.2f} | {meth['recall']:.2f} | "
-                f"{meth['faithfulness_at_reference_size']:.3f} | {meth['seconds']:.1f} |"
+                f"| {row['model']} | {row['task']} | "
+                + method_cells(meth, "faithfulness_at_reference_size")
             )
         ref = row["reference"]
         lines.append(
@@ -234,7 +262,7 @@ def render(report: dict[str, Any]) -> str:
         for row in report["gpt2"]:
             for meth in row["methods"]:
                 lines.append(
-                    f"| {row['task']} | {meth['method']} | {_fmt(meth['node_auc'])} | "
+                    f"| {row['task']} | {meth['method']} | {fmt(meth['node_auc'])} | "
                     f"{meth['precision']:.2f} | {meth['recall']:.2f} | {meth['seconds']:.1f} |"
                 )
     return "\n".join(lines) + "\n"

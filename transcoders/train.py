@@ -222,9 +222,12 @@ def resample_dead(state: TrainState, acts: Activations, config: TrainConfig) -> 
         transcoder.W_enc[:, dead] = (inputs * norm).T
         transcoder.b_enc[dead] = 0.0
         transcoder.W_dec[dead] = errors / errors.norm(dim=-1, keepdim=True).clamp(min=1e-8)
-        for param, index in ((transcoder.W_enc, (slice(None), dead)), (transcoder.b_enc, dead)):
+        for param, index in (
+            (transcoder.W_enc, (slice(None), dead)),
+            (transcoder.b_enc, dead),
+            (transcoder.W_dec, dead),
+        ):
             _reset_moments(state.opt, param, index)
-        _reset_moments(state.opt, transcoder.W_dec, dead)
         state.idle_tokens[layer, dead] = 0
     log.info("step %d: resampled dead features per layer: %s", state.step, counts)
     return counts

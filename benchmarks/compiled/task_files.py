@@ -16,9 +16,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-MODELS = HERE / "models"
-TASKS = HERE / "tasks"
+TASKS = Path(__file__).resolve().parent / "tasks"
 N_CASES = 32
 SEED = 0
 
@@ -106,10 +104,12 @@ def task_path(model_dir: Path) -> Path:
 
 
 def main() -> None:
+    from benchmarks.compiled.verify import model_dirs
+
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.parse_args()
     TASKS.mkdir(exist_ok=True)
-    for model_dir in sorted(p for p in MODELS.iterdir() if (p / "ground_truth.json").exists()):
+    for model_dir in model_dirs():
         path = task_path(model_dir)
         path.write_text(task_file(model_dir))
         print(f"wrote {path}")

@@ -306,9 +306,8 @@ class Injections:
         copy = torch.arange(len(rows))
         total = final.new_zeros(())
         is_feature = row < self.n_features
-        for layer, x in enumerate(mlp_in):
-            if self.n_features == 0:  # no feature active anywhere (e.g. empty MLPs)
-                break
+        # no feature active anywhere (e.g. empty MLPs): only targets to read
+        for layer, x in enumerate(mlp_in if self.n_features else []):
             mine = is_feature & (self.layer[row.clamp(max=self.n_features - 1)] == layer)
             if bool(mine.any()):
                 picked = x[copy[mine], self.pos[row[mine]]]  # [n, d_model]

@@ -56,10 +56,6 @@ def record_run(
     return outputs, logits[0]
 
 
-def record_outputs(bridge: Any, tokens: Int[Tensor, " n_pos"]) -> Outputs:
-    return record_run(bridge, tokens)[0]
-
-
 def prompt_metric(prompt_set: Any, prompt: Any) -> Metric:
     """The task metric of one prompt, read from its logits."""
     return lambda logits: prompt_set.metric_value(logits[prompt.position], prompt)

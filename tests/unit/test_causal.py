@@ -11,7 +11,7 @@ from circuits.causal.patching import (
     output_change,
     patched_metrics,
     prompt_metric,
-    record_outputs,
+    record_run,
 )
 from circuits.causal.paths import injected_metrics, path_patched_metrics, receiver_gradients
 from circuits.causal.reference import Reference, load_reference
@@ -38,8 +38,8 @@ def prompt(ioi):
 @pytest.fixture(scope="module")
 def outputs(bridge, prompt):
     return (
-        record_outputs(bridge, torch.tensor(prompt.tokens)),
-        record_outputs(bridge, torch.tensor(prompt.corrupt_tokens)),
+        record_run(bridge, torch.tensor(prompt.tokens))[0],
+        record_run(bridge, torch.tensor(prompt.corrupt_tokens))[0],
     )
 
 
