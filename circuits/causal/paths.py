@@ -30,6 +30,8 @@ QKV_HOOKS = (
     "blocks.{layer}.hook_k_input",
     "blocks.{layer}.hook_v_input",
 )
+QK_HOOKS = QKV_HOOKS[:2]
+"""A head's query and key inputs only: the paths through its attention pattern."""
 
 
 @contextmanager
@@ -43,9 +45,12 @@ def split_qkv(bridge: Any) -> Iterator[None]:
 
 
 def injection_hooks(
-    n_layers: int, injections: dict[str, Float[Tensor, "batch n_pos d_model"]]
+    n_layers: int,
+    injections: dict[str, Float[Tensor, "batch n_pos d_model"]],
+    head_inputs: Sequence[str] = QKV_HOOKS,
 ) -> list[Hook]:
-    """Hooks adding `injections[receiver]` to each receiver's input (see the module doc)."""
+    """Hooks adding `injections[receiver]` to each receiver's input (see the module doc); a
+    head receives it at `head_inputs` (default: query, key and value)."""
     residual: dict[str, list[Tensor]] = {}
     by_head: dict[int, dict[int, Tensor]] = {}
     for receiver, vector in injections.items():
@@ -73,7 +78,7 @@ def injection_hooks(
             ]
             return x + torch.stack(extra, 2)
 
-        hooks += [(name.format(layer=layer), add_to_heads) for name in QKV_HOOKS]
+        hooks += [(name.format(layer=layer), add_to_heads) for name in head_inputs]
     return hooks
 
 
@@ -85,9 +90,10 @@ def injected_metrics(
     metric: Metric,
     *,
     batch_size: int = 64,
+    head_inputs: Sequence[str] = QKV_HOOKS,
 ) -> Float[Tensor, " n_copies"]:
     """The metric of `tokens` with, in copy i, `injections[i][receiver]` added to the input of
-    each receiver it names."""
+    each receiver it names (a head's at `head_inputs`)."""
     d_model = bridge.cfg.d_model
     out = []
     with split_qkv(bridge):
@@ -103,7 +109,7 @@ def injected_metrics(
                     stacked[receiver][i] = vector
             logits = bridge.run_with_hooks(
                 tokens[None].expand(len(chunk), -1),
-                fwd_hooks=injection_hooks(bridge.cfg.n_layers, stacked),
+                fwd_hooks=injection_hooks(bridge.cfg.n_layers, stacked, head_inputs),
             )
             out.append(torch.stack([metric(row) for row in logits]))
     return torch.cat(out) if out else torch.zeros(0)
@@ -132,16 +138,18 @@ def receiver_gradients(
     metric: Metric,
     *,
     embeddings: Float[Tensor, "batch n_pos d_model"] | None = None,
+    head_inputs: Sequence[str] = QKV_HOOKS,
 ) -> dict[str, Float[Tensor, "n_pos d_model"]]:
     """The gradient of the metric at each receiver's input on `tokens`, averaged over a batch
-    whose token embeddings are `embeddings` (default: the prompt's own, batch of one)."""
+    whose token embeddings are `embeddings` (default: the prompt's own, batch of one); a head's
+    input is the sum of what it reads at `head_inputs` (default: query, key and value)."""
     batch = 1 if embeddings is None else len(embeddings)
     d_model = bridge.cfg.d_model
     probes = {
         r: torch.zeros(batch, len(tokens), d_model, dtype=_dtype(bridge), requires_grad=True)
         for r in receivers
     }
-    hooks = injection_hooks(bridge.cfg.n_layers, probes)
+    hooks = injection_hooks(bridge.cfg.n_layers, probes, head_inputs)
     if embeddings is not None:
         hooks.append((EMBED_HOOK, _replace(embeddings)))
     with torch.enable_grad(), split_qkv(bridge):

@@ -50,7 +50,8 @@ def _final(m: ModelEntry) -> str:
 
 def _flow(m: ModelEntry) -> str:
     flow = m.run.view.flow
-    return " / ".join(_pct(flow.get(k)) for k in ("feature", "error", "attention"))
+    keys = ("feature", "error", "attention", "qk_paths")
+    return " / ".join(_pct(flow.get(k)) for k in keys)
 
 
 def figures_table(comparison: Comparison) -> list[str]:
@@ -69,7 +70,7 @@ def figures_table(comparison: Comparison) -> list[str]:
         ("circuit nodes: features and errors (all) / edges", _nodes),
         (f"**nodes for faithfulness {level}**", lambda m: f"**{_size(m)}**"),
         ("faithfulness of the whole graph (curve's end)", _final),
-        ("flow: features / errors / attention", _flow),
+        ("flow: features / errors / attention (OV) / attention patterns (QK)", _flow),
     ]
     lines = [
         "| | " + " | ".join(f"`{m.label}`" for m in models) + " |",

@@ -7,9 +7,12 @@ share of what the target receives of the corruption (an edge's weight times how 
 source changes on the corrupted prompt: an edge from a token the corruption leaves alone
 carries none of it, however large its weight on the clean prompt). Component edges follow the
 same weights: an edge from a layer-2 feature to the metric carried 70% by L3H1 gives
-MLP2 -> L3H1 and L3H1 -> LOGITS 70% of its influence each, and MLP2 -> LOGITS the rest. Heads
-that feed other heads stay invisible: in a transcoder graph attention is a path, not a node,
-so head-to-head edges are never seen.
+MLP2 -> L3H1 and L3H1 -> LOGITS 70% of its influence each, and MLP2 -> LOGITS the rest.
+
+The graph holds attention patterns frozen, so a component that acts by moving a later head's
+attention (an S-inhibition head feeding a name mover's query) has no edge in it. The circuit's
+QK paths (`circuits.components.qk_paths`, measured on the real model) fill that gap: each adds
+its share of the metric's gap, in magnitude, to its sender and to the edge sender -> head.
 """
 
 from collections import defaultdict
@@ -33,8 +36,9 @@ class ComponentView:
     edges: dict[str, float] = field(default_factory=dict)
     """`"SENDER->RECEIVER"` -> influence along that component edge."""
     flow: dict[str, float] = field(default_factory=dict)
-    """Share of the circuit's node influence on feature and on error nodes, and the share of
-    edge influence that attention heads carry (`attention`)."""
+    """Share of the circuit's node influence on feature and on error nodes, the share of edge
+    influence that attention heads carry (`attention`), and the total share of the metric's gap
+    that moves through attention patterns (`qk_paths`), which the graph holds frozen."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +87,12 @@ def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
         through_heads += sum(by_head.values()) * scale
         total += (sum(by_head.values()) + direct) * scale
     flow["attention"] = through_heads / total if total else 0.0
+    for name, share in circuit.qk_paths.items():
+        sender = name.split("->")[0]
+        if sender in scores:  # not EMBED
+            scores[sender] += abs(share)
+        edges[name] += abs(share)
+    flow["qk_paths"] = sum(abs(share) for share in circuit.qk_paths.values())
     return ComponentView(
         task=circuit.task,
         model=circuit.model,

@@ -63,6 +63,9 @@ class Circuit:
     n_prompts: int
     example_tokens: list[str] = field(default_factory=list)
     """The first prompt's tokens, for display."""
+    qk_paths: dict[str, float] = field(default_factory=dict)
+    """`"SENDER->LxHy"` -> share of the metric's gap that the sender moves through that head's
+    attention pattern, which the graph holds frozen (see `circuits.components.qk_paths`)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

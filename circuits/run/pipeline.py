@@ -6,7 +6,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from circuits.attribution.graph import Graph
 from circuits.attribution.heads import resolve_heads
 from circuits.attribution.recursive import RecursiveConfig, attribute_recursive
 from circuits.attribution.replacement import ReplacementModel
+from circuits.components.qk_paths import qk_path_scores
 from circuits.run.aggregate import (
     MergedGraph,
     corruption_changes,
@@ -382,6 +383,7 @@ def run_task(
         len(graphs),
         node_changes(merged, circuit_mask, names, prompt_set, records),
     )
+    circuit = replace(circuit, qk_paths=qk_path_scores(model.bridge, prompt_set))
     validation, curve = validate(
         model, prompt_set, records, merged, ranking, circuit_mask, names, config
     )

@@ -108,6 +108,19 @@ def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[i
             "|---|---|",
         ]
         lines += [f"| {h} | {w:.3f} |" for h, w in heads]
+    qk = sorted(circuit.qk_paths.items(), key=lambda kv: -abs(kv[1]))[:8]
+    if qk:
+        lines += [
+            "",
+            "## Paths through attention patterns (QK)",
+            "",
+            "The graph holds attention frozen; these components act by moving where a later head "
+            "looks (first-order estimate on the real model, share of the metric's gap).",
+            "",
+            "| sender -> head | share of gap |",
+            "|---|---|",
+        ]
+        lines += [f"| {name} | {share:+.3f} |" for name, share in qk]
     return "\n".join(lines) + "\n"
 
 

@@ -13,9 +13,16 @@ from circuits.causal.patching import (
     prompt_metric,
     record_run,
 )
-from circuits.causal.paths import injected_metrics, path_patched_metrics, receiver_gradients
+from circuits.causal.paths import (
+    QK_HOOKS,
+    QKV_HOOKS,
+    injected_metrics,
+    path_patched_metrics,
+    receiver_gradients,
+)
 from circuits.causal.reference import Reference, load_reference
 from circuits.components.naming import LOGITS, component_edges, components, reads_before
+from circuits.components.qk_paths import qk_path_scores
 from circuits.models import load_model
 from circuits.tasks import build_prompt_set, load_task
 
@@ -76,18 +83,44 @@ def test_last_mlp_acts_only_directly(bridge, ioi, prompt, outputs):
     torch.testing.assert_close(direct, total, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("receiver", ["L1H2", "L0H1", "MLP0", LOGITS])
-def test_receiver_gradients_match_finite_differences(bridge, ioi, prompt, receiver):
+@pytest.mark.parametrize(
+    ("receiver", "head_inputs"),
+    [("L1H2", QKV_HOOKS), ("L1H2", QK_HOOKS), ("L0H1", QKV_HOOKS), ("MLP0", QKV_HOOKS),
+     (LOGITS, QKV_HOOKS)],
+)  # fmt: skip
+def test_receiver_gradients_match_finite_differences(bridge, ioi, prompt, receiver, head_inputs):
     tokens, metric = torch.tensor(prompt.tokens), prompt_metric(ioi, prompt)
-    grads = receiver_gradients(bridge, tokens, [receiver], metric)
+    grads = receiver_gradients(bridge, tokens, [receiver], metric, head_inputs=head_inputs)
     direction = torch.randn(len(tokens), bridge.cfg.d_model, dtype=torch.float64)
     eps = 1e-5
     up, down = injected_metrics(
-        bridge, tokens, [{receiver: eps * direction}, {receiver: -eps * direction}], metric
+        bridge,
+        tokens,
+        [{receiver: eps * direction}, {receiver: -eps * direction}],
+        metric,
+        head_inputs=head_inputs,
     )
     torch.testing.assert_close(
         (up - down) / (2 * eps), (grads[receiver] * direction).sum(), rtol=1e-5, atol=1e-8
     )
+
+
+def test_a_heads_input_gradient_is_its_qk_part_plus_its_value_part(bridge, ioi, prompt):
+    tokens, metric = torch.tensor(prompt.tokens), prompt_metric(ioi, prompt)
+    heads = ["L0H1", "L1H2"]
+    whole = receiver_gradients(bridge, tokens, heads, metric)
+    qk = receiver_gradients(bridge, tokens, heads, metric, head_inputs=QK_HOOKS)
+    value = receiver_gradients(bridge, tokens, heads, metric, head_inputs=QKV_HOOKS[2:])
+    for head in heads:
+        torch.testing.assert_close(qk[head] + value[head], whole[head], rtol=0, atol=1e-10)
+        assert qk[head].abs().max() > 1e-4 and value[head].abs().max() > 1e-4
+
+
+def test_qk_paths_cover_every_head_input_and_see_attention_move(bridge, ioi):
+    qk = qk_path_scores(bridge, ioi)
+    heads = {c.name for c in components(2, 4) if c.is_head}
+    assert set(qk) == {f"{s}->{r}" for s, r in component_edges(2, 4) if r in heads}
+    assert max(abs(v) for v in qk.values()) > 0.01  # IOI moves tiny's attention
 
 
 def test_eap_ig_with_one_step_is_eap(bridge, ioi):

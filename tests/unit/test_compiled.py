@@ -127,3 +127,21 @@ def test_task_answers_are_what_the_compiled_model_outputs(model_dir):
         else:
             assert [outputs[int(c.argmax())]] == p.answers
             assert [outputs[int(k.argmax())]] == p.wrong
+
+
+def test_positional_attention_has_no_qk_paths():
+    """prev_token's one head attends by position alone: changing a token moves no attention,
+    so every QK path is zero, while the path through the head's values carries the answer."""
+    from benchmarks.compiled.task_files import task_path
+    from circuits.baselines.eap import edge_attribution_patching
+    from circuits.components.qk_paths import qk_path_scores
+    from circuits.tasks import build_prompt_set, load_task
+
+    model_dir = next(d for d in DIRS if d.name == "prev_token")
+    bridge = load_model(str(model_dir), dtype=torch.float64)
+    spec = load_task(task_path(model_dir))
+    prompt_set = build_prompt_set(spec, bridge.tokenizer, n_ctx=bridge.cfg.n_ctx, count=8)
+    qk = qk_path_scores(bridge, prompt_set)
+    assert qk and max(abs(v) for v in qk.values()) < 1e-6
+    eap = edge_attribution_patching(bridge, prompt_set)
+    assert eap.edges is not None and eap.edges["EMBED->L0H0"] > 0.5

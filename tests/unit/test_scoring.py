@@ -1,6 +1,8 @@
 """Scoring component circuits: ranking metrics, the component view of a transcoder circuit,
 published circuits from task files, faithfulness of component sets."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -71,6 +73,21 @@ def test_component_view_spreads_edge_influence_over_heads():
     assert view.edges["MLP1->LOGITS"] == pytest.approx(0.25)
     assert view.edges["EMBED->L0H1"] == pytest.approx(0.6)
     assert view.flow["attention"] == pytest.approx((0.6 + 0.6) / (0.75 + 0.25 + 0.6))
+    assert view.flow["qk_paths"] == 0.0
+
+    # paths through attention patterns count for their senders, whatever their sign
+    moved = replace(circuit, qk_paths={"L0H0->L1H0": -0.3, "EMBED->L1H1": 0.1})
+    view_qk = component_view(moved, n_heads=2)
+    assert view_qk.scores["L0H0"] == pytest.approx(0.3)
+    assert view_qk.scores["L1H1"] == 0.0  # a receiver's score is its own outputs'
+    assert view_qk.edges["L0H0->L1H0"] == pytest.approx(0.3)
+    assert view_qk.edges["EMBED->L1H1"] == pytest.approx(0.1)
+    assert view_qk.edges["EMBED->L0H1"] == pytest.approx(0.6)
+    assert view_qk.flow["qk_paths"] == pytest.approx(0.4)
+    # circuits saved before QK paths were measured load with none
+    old = {k: v for k, v in moved.to_json().items() if k != "qk_paths"}
+    assert Circuit.from_json(old).qk_paths == {}
+    assert Circuit.from_json(moved.to_json()) == moved
 
 
 def test_published_circuits_from_the_task_files():
