@@ -10,13 +10,14 @@ in magnitude.
 """
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from circuits.causal.patching import output_change, run_prompt
-from circuits.causal.paths import receiver_gradients
+from circuits.causal.paths import QKV_HOOKS, receiver_gradients
 from circuits.components.naming import EMBED, component_edges, components
 from circuits.components.scores import ComponentScores
 
@@ -28,28 +29,15 @@ def edge_attribution_patching(bridge: Any, prompt_set: Any, *, steps: int = 0) -
     start = time.perf_counter()
     cfg = bridge.cfg
     edges = component_edges(cfg.n_layers, cfg.n_heads)
-    senders = sorted({s for s, _ in edges})
-    receivers = sorted({r for _, r in edges})
-    totals = torch.zeros(len(edges))
-    gap = 0.0
     method = "EAP" if steps == 0 else "EAP-IG"
-    for prompt in tqdm(prompt_set.prompts, desc=method, unit="prompt", leave=False):
-        run = run_prompt(bridge, prompt_set, prompt)
-        clean, corrupt = run.clean, run.corrupt
-        gap += run.m_clean - run.m_corrupt
-        embeddings = None
-        if steps:
-            alphas = torch.arange(1, steps + 1, dtype=clean.embed.dtype) / steps
-            # [steps, n_pos, d_model]: from the corrupted embeddings to the clean ones
-            embeddings = corrupt.embed + alphas[:, None, None] * (clean.embed - corrupt.embed)
-        grads = receiver_gradients(bridge, run.tokens, receivers, run.metric, embeddings=embeddings)
-        with torch.no_grad():
-            changes = {s: output_change(bridge, s, clean, corrupt) for s in senders}
-            totals -= torch.stack([(changes[s] * grads[r]).sum() for s, r in edges])
-    scores = totals / gap
-    edge_scores = {f"{s}->{r}": float(v) for (s, r), v in zip(edges, scores.tolist(), strict=True)}
+    edge_scores = edge_attributions(bridge, prompt_set, edges, steps=steps, desc=method)
+    if edge_scores is None:
+        raise ValueError(
+            f"{method}: the corruption leaves the metric unchanged on every prompt, so there is "
+            "no gap to share; check the task's corrupted prompts"
+        )
     nodes = {c.name: 0.0 for c in components(cfg.n_layers, cfg.n_heads)}
-    for (sender, _), value in zip(edges, scores.tolist(), strict=True):
+    for (sender, _), value in zip(edges, edge_scores.values(), strict=True):
         if sender != EMBED:
             nodes[sender] += abs(value)
     return ComponentScores(
@@ -59,3 +47,44 @@ def edge_attribution_patching(bridge: Any, prompt_set: Any, *, steps: int = 0) -
         seconds=time.perf_counter() - start,
         units="estimated share of the clean-corrupt gap (edges); sum of |edges| out (nodes)",
     )
+
+
+def edge_attributions(
+    bridge: Any,
+    prompt_set: Any,
+    edges: list[tuple[str, str]],
+    *,
+    steps: int = 0,
+    head_inputs: Sequence[str] = QKV_HOOKS,
+    desc: str = "EAP",
+) -> dict[str, float] | None:
+    """`"SENDER->RECEIVER"` -> estimated share of the clean-corrupt gap along each edge (a head
+    receiving at `head_inputs`), in the order of `edges`; None when the corruption leaves the
+    metric unchanged (no gap to share)."""
+    senders = sorted({s for s, _ in edges})
+    receivers = sorted({r for _, r in edges})
+    totals = torch.zeros(len(edges))
+    gap = 0.0
+    for prompt in tqdm(prompt_set.prompts, desc=desc, unit="prompt", leave=False):
+        run = run_prompt(bridge, prompt_set, prompt)
+        clean, corrupt = run.clean, run.corrupt
+        gap += run.m_clean - run.m_corrupt
+        embeddings = None
+        if steps:
+            alphas = torch.arange(1, steps + 1, dtype=clean.embed.dtype) / steps
+            # [steps, n_pos, d_model]: from the corrupted embeddings to the clean ones
+            embeddings = corrupt.embed + alphas[:, None, None] * (clean.embed - corrupt.embed)
+        grads = receiver_gradients(
+            bridge,
+            run.tokens,
+            receivers,
+            run.metric,
+            embeddings=embeddings,
+            head_inputs=head_inputs,
+        )
+        with torch.no_grad():
+            changes = {s: output_change(bridge, s, clean, corrupt) for s in senders}
+            totals -= torch.stack([(changes[s] * grads[r]).sum() for s, r in edges])
+    if gap == 0:
+        return None
+    return {f"{s}->{r}": float(v) for (s, r), v in zip(edges, (totals / gap).tolist(), strict=True)}
