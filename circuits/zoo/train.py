@@ -4,6 +4,7 @@ The batch for step s is drawn from a generator seeded with (seed, s) and there i
 run resumed from a checkpoint repeats exactly the steps an uninterrupted run would take.
 """
 
+import copy
 import json
 import logging
 import math
@@ -112,10 +113,16 @@ def make_optimizer(model: GPT2LMHeadModel, config: TrainConfig) -> torch.optim.A
     return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.95))
 
 
-def save_checkpoint(path: Path, model: GPT2LMHeadModel, opt: torch.optim.AdamW, step: int) -> None:
-    """Weights and optimizer moments as safetensors (no pickles), written atomically."""
-    tensors = {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
-    tensors.pop("model.lm_head.weight", None)  # tied to the token embedding
+def save_checkpoint(
+    path: Path,
+    model: GPT2LMHeadModel,
+    opt: torch.optim.AdamW,
+    step: int,
+    ema: GPT2LMHeadModel | None = None,
+) -> None:
+    """Weights (and their moving average), optimizer moments as safetensors (no pickles),
+    written atomically."""
+    tensors = _weights("model", model) | (_weights("ema", ema) if ema is not None else {})
     for i, state in opt.state_dict()["state"].items():
         for key, value in state.items():
             tensors[f"opt.{i}.{key}"] = torch.as_tensor(value).contiguous()
@@ -124,8 +131,20 @@ def save_checkpoint(path: Path, model: GPT2LMHeadModel, opt: torch.optim.AdamW, 
         (tmp / "step.json").write_text(json.dumps({"step": step}))
 
 
-def load_checkpoint(path: Path, model: GPT2LMHeadModel, opt: torch.optim.AdamW) -> int:
-    """Restore weights and optimizer state; return the step to continue from."""
+def _weights(prefix: str, model: GPT2LMHeadModel) -> dict[str, torch.Tensor]:
+    tensors = {f"{prefix}.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    tensors.pop(f"{prefix}.lm_head.weight", None)  # tied to the token embedding
+    return tensors
+
+
+def load_checkpoint(
+    path: Path,
+    model: GPT2LMHeadModel,
+    opt: torch.optim.AdamW,
+    ema: GPT2LMHeadModel | None = None,
+) -> int:
+    """Restore weights (and their moving average) and optimizer state; return the step to
+    continue from."""
     try:
         tensors = load_file(str(path / "state.safetensors"))
         step = json.loads((path / "step.json").read_text())["step"]
@@ -133,14 +152,19 @@ def load_checkpoint(path: Path, model: GPT2LMHeadModel, opt: torch.optim.AdamW) 
         raise CheckpointError(
             f"cannot read checkpoint {path}: {err}; delete it to start over"
         ) from err
-    weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     mismatch = f"checkpoint {path} was written by another configuration; delete it to start over"
-    try:
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-    except RuntimeError as err:  # shapes differ
-        raise CheckpointError(mismatch) from err
-    if unexpected or set(missing) - {"lm_head.weight"}:
-        raise CheckpointError(f"{mismatch} (missing {missing}, unexpected {unexpected})")
+    if (ema is not None) != any(k.startswith("ema.") for k in tensors):
+        raise CheckpointError(f"{mismatch} (with and without a moving average of the weights)")
+    for prefix, target in (("model.", model), ("ema.", ema)):
+        if target is None:
+            continue
+        weights = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            missing, unexpected = target.load_state_dict(weights, strict=False)
+        except RuntimeError as err:  # shapes differ
+            raise CheckpointError(mismatch) from err
+        if unexpected or set(missing) - {"lm_head.weight"}:
+            raise CheckpointError(f"{mismatch} (missing {missing}, unexpected {unexpected})")
     state = opt.state_dict()
     for key, value in tensors.items():
         if key.startswith("opt."):
@@ -196,8 +220,9 @@ def train(
     model = GPT2LMHeadModel(gpt2_config(spec, len(tokenizer), eot))
     init_position_embeddings(model)
     opt = make_optimizer(model, config)
+    ema = copy.deepcopy(model) if config.ema_decay else None
     ckpt = work / CHECKPOINT
-    step = load_checkpoint(ckpt, model, opt) if (ckpt / "step.json").exists() else 0
+    step = load_checkpoint(ckpt, model, opt, ema) if (ckpt / "step.json").exists() else 0
     if step:
         log.info("resuming %s from step %d", spec.name, step)
     log_path = work / LOG
@@ -215,6 +240,8 @@ def train(
     )
     for step in bar:
         loss = _optimizer_step(model, opt, batch_at(tokens, starts, config, step), config, step)
+        if ema is not None:
+            _update_average(ema, model, config.ema_decay)
         loss_ema = loss if math.isnan(loss_ema) else 0.98 * loss_ema + 0.02 * loss
         done = step + 1
         if done % config.eval_every == 0 or done == config.n_steps:
@@ -223,7 +250,7 @@ def train(
                 "tokens": done * config.batch_size * config.seq_len,
                 "wall_s": time.perf_counter() - start,
                 "train_loss": loss_ema,
-                **evaluate(model, tokenizer, val, config),
+                **evaluate(model if ema is None else ema, tokenizer, val, config),
             }
             with log_path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -233,12 +260,13 @@ def train(
                 gt=f"{record['greater_than.prob_diff']:.2f}",
             )
         if done % config.checkpoint_every == 0 and done < config.n_steps:
-            save_checkpoint(ckpt, model, opt, done)
+            save_checkpoint(ckpt, model, opt, done, ema)
         if stop_after is not None and done >= stop_after and done < config.n_steps:
-            save_checkpoint(ckpt, model, opt, done)
+            save_checkpoint(ckpt, model, opt, done, ema)
             return None
-    final = evaluate(model, tokenizer, val, config, n_prompts=200)
-    _save_model(spec, out, model, tokenizer, corpus, time.perf_counter() - start, loss_ema, final)
+    kept = model if ema is None else ema
+    final = evaluate(kept, tokenizer, val, config, n_prompts=200)
+    _save_model(spec, out, kept, tokenizer, corpus, time.perf_counter() - start, loss_ema, final)
     if work != out:
         shutil.copyfile(log_path, out / LOG)
         log_path.unlink()
@@ -263,6 +291,12 @@ def _optimizer_step(
     opt.step()
     opt.zero_grad(set_to_none=True)
     return loss.item()
+
+
+@torch.no_grad()
+def _update_average(ema: GPT2LMHeadModel, model: GPT2LMHeadModel, decay: float) -> None:
+    for averaged, current in zip(ema.parameters(), model.parameters(), strict=True):
+        averaged.lerp_(current, 1 - decay)
 
 
 def _previous_wall_time(log_path: Path, step: int) -> float:

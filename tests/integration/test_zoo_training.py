@@ -28,8 +28,14 @@ def micro_spec(small_corpus_config) -> ZooModel:
     )
 
 
-def test_resumed_run_gives_the_same_weights(micro_spec, small_cache, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9], ids=["last-weights", "moving-average"])
+def test_resumed_run_gives_the_same_weights(
+    micro_spec, small_cache, tmp_path, monkeypatch, ema_decay
+) -> None:
     monkeypatch.setenv("CIRCUITS_CACHE", str(small_cache))
+    micro_spec = dataclasses.replace(
+        micro_spec, train=dataclasses.replace(micro_spec.train, ema_decay=ema_decay)
+    )
     straight = train(micro_spec, tmp_path / "straight", progress=False)
     assert straight is not None
 
@@ -44,6 +50,24 @@ def test_resumed_run_gives_the_same_weights(micro_spec, small_cache, tmp_path, m
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_moving_average_is_what_gets_saved(micro_spec, small_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("CIRCUITS_CACHE", str(small_cache))
+    last = train(micro_spec, tmp_path / "last", progress=False)
+    averaged_spec = dataclasses.replace(
+        micro_spec, train=dataclasses.replace(micro_spec.train, ema_decay=0.5)
+    )
+    averaged = train(averaged_spec, tmp_path / "averaged", progress=False)
+    assert last is not None and averaged is not None
+    a = load_file(str(last / "model.safetensors"))
+    b = load_file(str(averaged / "model.safetensors"))
+    # same batches and updates: the saved weights differ only by the average's lag
+    difference = a["transformer.h.0.mlp.c_fc.weight"] - b["transformer.h.0.mlp.c_fc.weight"]
+    assert 0 < difference.abs().max() < 0.05
+    with pytest.raises(CheckpointError, match="moving average"):
+        train(micro_spec, tmp_path / "switched", stop_after=4, progress=False)
+        train(averaged_spec, tmp_path / "switched", progress=False)
 
 
 def test_finished_model_has_a_card_with_scores(micro_spec, small_cache, tmp_path, monkeypatch):
@@ -66,6 +90,11 @@ def test_checkpoint_of_another_config_is_refused(micro_spec, small_cache, tmp_pa
     wider = dataclasses.replace(micro_spec, d_model=64)
     with pytest.raises(CheckpointError, match="delete it"):
         train(wider, out, progress=False)
+
+
+def test_moving_average_decay_must_be_below_one() -> None:
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
 
 
 def test_learning_rate_warms_up_then_decays() -> None:
