@@ -6,7 +6,8 @@ dotted with the gradient of the metric at the receiver's input, negated so that 
 `m_clean - m_path_patched` like the reference's path effects. EAP takes the gradient on the
 clean prompt; EAP-IG averages it over `steps` prompts whose token embeddings move from the
 corrupted to the clean ones. A component's node score is the sum of its outgoing edges' scores
-in magnitude.
+in magnitude. The same loop, with heads receiving at their query and key inputs only, gives the
+component view's QK paths (`circuits.components.qk_paths`).
 """
 
 import time

@@ -124,15 +124,11 @@ def path_patched_metrics(
     metric: Metric,
     *,
     batch_size: int = 64,
-    head_inputs: Sequence[str] = QKV_HOOKS,
 ) -> Float[Tensor, " n_edges"]:
-    """The metric of the clean prompt with each (sender, receiver) path patched alone (into a
-    head at `head_inputs`)."""
+    """The metric of the clean prompt with each (sender, receiver) path patched alone."""
     changes = {s: output_change(bridge, s, clean, corrupt) for s in {s for s, _ in edges}}
     injections = [{receiver: changes[sender]} for sender, receiver in edges]
-    return injected_metrics(
-        bridge, tokens, injections, metric, batch_size=batch_size, head_inputs=head_inputs
-    )
+    return injected_metrics(bridge, tokens, injections, metric, batch_size=batch_size)
 
 
 def receiver_gradients(

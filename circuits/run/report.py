@@ -115,7 +115,7 @@ def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[i
             "## Paths through attention patterns (QK)",
             "",
             "The graph holds attention frozen; these components act by moving where a later head "
-            "looks (first-order estimate on the real model, share of the metric's gap).",
+            "looks (integrated-gradients estimate on the real model, share of the metric's gap).",
             "",
             "| sender -> head | share of gap |",
             "|---|---|",
