@@ -16,7 +16,7 @@ from torch import Tensor
 
 from circuits.attribution.attribute import Injections, removal_scales
 from circuits.attribution.graph import Graph
-from circuits.attribution.replacement import Hook, ReplacementModel, SourceScales, Trace
+from circuits.attribution.replacement import Hook, ReplacementModel, Trace
 
 Z_HOOK = "blocks.{layer}.attn.o.hook_in"
 """Per-head attention outputs before the output projection: [batch, pos, n_heads, d_head]."""
@@ -61,30 +61,20 @@ def _z_hooks(
 def _gradients_at_heads(
     model: ReplacementModel, trace: Trace, graph: Graph, rows: Tensor, batch_size: int
 ) -> Float[Tensor, "n_rows n_layers n_pos n_heads d_head"]:
-    batch = min(batch_size, len(rows))
     shape = _z_shape(model, trace)
     probes = [
-        torch.zeros(batch, *shape, dtype=model.dtype, requires_grad=True)
-        for _ in range(model.n_layers)
+        torch.zeros(1, *shape, dtype=model.dtype, requires_grad=True) for _ in range(model.n_layers)
     ]
     captured: list[Tensor] = []
     with torch.enable_grad():
-        replay = model.replay(
-            trace,
-            SourceScales.ones(trace, batch),
-            extra_hooks=_z_hooks(model, captured, probes),
-            lean=True,
-        )
+        replay = model.replay(trace, extra_hooks=_z_hooks(model, captured, probes), lean=True)
     injections = Injections(model, trace, graph.targets)
     out = []
-    for lo in range(0, len(rows), batch):
-        chunk = rows[lo : lo + batch].tolist()
-        objective = injections.objective(replay.mlp_in, replay.final, chunk)
-        grads = torch.autograd.grad(objective, probes, retain_graph=True, allow_unused=True)
-        grads = [
-            torch.zeros_like(p) if g is None else g for g, p in zip(grads, probes, strict=True)
-        ]
-        out.append(torch.stack(grads, 1)[: len(chunk)])
+    for lo in range(0, len(rows), batch_size):
+        chunk = rows[lo : lo + batch_size].tolist()
+        grads = injections.gradients(replay, probes, chunk)
+        zeros = probes[0].new_zeros(len(chunk), *shape)
+        out.append(torch.stack([zeros if g is None else g for g in grads], 1))
     return torch.cat(out)
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from circuits.attribution.attribute import AttributionConfig, attribute
+from circuits.attribution.attribute import AttributionConfig, attribute, sparsify
 from circuits.attribution.graph import load_graph
 from circuits.attribution.heads import resolve_heads
 from circuits.attribution.nodes import ErrorNode, FeatureNode, TargetNode, TokenNode
@@ -72,3 +72,18 @@ def test_networkx_view_has_typed_nodes_and_every_edge(graph) -> None:
     assert sum(d["weight"] for _, _, d in g.in_edges(target, data=True)) == pytest.approx(
         float(graph.incoming()[-1])
     )
+
+
+def test_edge_cap_keeps_the_strongest_inputs_of_crowded_rows_only() -> None:
+    block = torch.tensor([[0.0, 3.0, -5.0, 1.0], [2.0, 0.0, 0.0, -1.0], [0.5, -0.1, 0.2, 0.0]])
+    rows, cols, weights = sparsify(block, max_per_row=2)
+    kept = {(int(r), int(c)): float(w) for r, c, w in zip(rows, cols, weights, strict=True)}
+    expected = {(0, 1): 3.0, (0, 2): -5.0, (1, 0): 2.0, (1, 3): -1.0, (2, 0): 0.5, (2, 2): 0.2}
+    assert kept == pytest.approx(expected)
+
+
+def test_edge_cap_breaks_ties_without_exceeding_the_cap() -> None:
+    block = torch.tensor([[1.0, -2.0, 2.0, 2.0, 0.5]])
+    _, cols, weights = sparsify(block, max_per_row=2)
+    assert weights.abs().tolist() == [2.0, 2.0]
+    assert set(cols.tolist()) < {1, 2, 3}
