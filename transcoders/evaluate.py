@@ -2,8 +2,9 @@
 
 Per layer, on held-out text: the fraction of variance of the MLP output left unexplained (FVU),
 the mean number of active features per token (L0), and the share of features that are dead
-(never active on the evaluation tokens, so the share depends on how many are used) or dense
-(active on more than `DENSE_RATE` of them). Each is measured twice: with the transcoder reading
+(never active on the evaluation tokens, so the share depends on how many are used: the
+isolated stats use 262,144 tokens by default, the spliced ones 32,768) or dense (active on more
+than `DENSE_RATE` of them). Each is measured twice: with the transcoder reading
 the original model's MLP inputs ("isolated"), and inside the model with every MLP replaced
 ("spliced"), where errors of earlier layers shift the inputs.
 
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
+from tqdm import tqdm
 
 from circuits.zoo.scores import task_scores
 from circuits.zoo.train import document_starts
@@ -146,7 +148,10 @@ def reconstruction_on_tokens(
 ) -> list[LayerStats]:
     """`reconstruction_stats` on activations harvested from fixed windows of `tokens`."""
     windows = eval_windows(tokens, eot=eot, n_tokens=n_tokens, seq_len=seq_len)
-    batches = (harvest(bridge, ids) for ids in windows.split(windows_per_forward))
+    chunks = tqdm(
+        windows.split(windows_per_forward), desc="per-layer stats", leave=False, disable=None
+    )
+    batches = (harvest(bridge, ids) for ids in chunks)
     return reconstruction_stats(tset, batches)
 
 
@@ -185,7 +190,8 @@ def language_model_metrics(
     sums = {f"{name}.{r}": _LossSums() for name in variants for r in ("transcoder", "zero")}
     orig = _LossSums()
     n_scored = 0
-    for ids in windows.split(windows_per_forward):
+    chunks = windows.split(windows_per_forward)
+    for ids in tqdm(chunks, desc="losses", leave=False, disable=None):
         targets = ids
         with torch.no_grad():
             observe = observe_hooks(tset, lambda i, x, y: isolated[i].add(tset[i], x, y))
@@ -248,11 +254,16 @@ def evaluate_transcoders(
     *,
     eot: int,
     n_tokens: int = 32_768,
+    n_isolated_tokens: int = 262_144,
     seq_len: int = 256,
     n_prompts: int | None = 200,
 ) -> dict[str, Any]:
     """Every metric of the module docstring as one JSON-ready dict (tasks skipped if
-    `n_prompts` is None, e.g. for a model whose tokenizer lacks the task words)."""
+    `n_prompts` is None, e.g. for a model whose tokenizer lacks the task words).
+
+    The isolated per-layer stats (FVU, L0, dead, dense) use `n_isolated_tokens` (at most every
+    window the held-out text has): one forward pass per window, so they can afford the long
+    window that "dead" needs; on 32,768 tokens any feature rarer than that counts as dead."""
     windows = eval_windows(tokens, eot=eot, n_tokens=n_tokens, seq_len=seq_len)
     log.info("evaluating on %d windows of %d tokens", len(windows), seq_len)
     report: dict[str, Any] = {
@@ -260,6 +271,15 @@ def evaluate_transcoders(
         "dense_rate": DENSE_RATE,
         **language_model_metrics(bridge, tset, windows),
     }
+    available = len(document_starts(tokens, eot, seq_len)) * seq_len
+    n_isolated = max(n_tokens, min(n_isolated_tokens, available))
+    if n_isolated > n_tokens:
+        log.info("per-layer stats on %d held-out tokens", n_isolated)
+        stats = reconstruction_on_tokens(
+            tset, bridge, tokens, eot=eot, n_tokens=n_isolated, seq_len=seq_len
+        )
+        report["isolated"] = [asdict(s) for s in stats]
+    report["n_isolated_tokens"] = report["isolated"][0]["n_tokens"]
     if n_prompts is not None:
         report["tasks"] = task_metrics(bridge, tset, n_prompts)
     return report

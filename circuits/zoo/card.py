@@ -57,13 +57,14 @@ def record_transcoders(model_dir: Path, summary: dict[str, Any]) -> None:
 def render_transcoders(summary: dict[str, Any]) -> list[str]:
     every = summary["all_layers"]
     training = summary.get("training", {})
+    n_isolated = summary.get("n_isolated_tokens", summary["n_tokens"])
     lines = [
         "## Transcoders",
         "",
         f"Set `{summary['path']}`: {summary['kind']}, d_transcoder {summary['d_transcoder']}, "
         f"trained on {training.get('tokens', 0):,} tokens in "
         f"{training.get('wall_time_s', 0) / 60:.1f} min. Evaluated on {summary['n_tokens']:,} "
-        "held-out tokens:",
+        f"held-out tokens (per-layer figures: {n_isolated:,}):",
         "",
         f"- all MLPs replaced: loss recovered {every['loss_recovered']:.3f} (CE "
         f"{summary['ce_original']:.3f} -> {every['ce_spliced']:.3f}, zero-ablated "

@@ -139,6 +139,41 @@ def test_report_is_json_ready(tiny_bridge, held_out, small_tokens) -> None:
     assert "tasks" not in report and len(report["per_layer"]) == 2
 
 
+def test_per_layer_stats_use_the_longer_window(tiny_bridge, held_out, small_tokens) -> None:
+    tset = random_set()
+    report = evaluate_transcoders(
+        tiny_bridge,
+        tset,
+        held_out,
+        eot=small_tokens.eot,
+        n_tokens=2 * 32,
+        n_isolated_tokens=16 * 32,
+        seq_len=32,
+        n_prompts=None,
+    )
+    assert report["n_tokens"] == 2 * 30 and report["n_isolated_tokens"] == 16 * 31
+    expected = reconstruction_on_tokens(
+        tset, tiny_bridge, held_out, eot=small_tokens.eot, n_tokens=16 * 32, seq_len=32
+    )
+    assert [s["dead_fraction"] for s in report["isolated"]] == [s.dead_fraction for s in expected]
+    assert report["spliced"][0]["n_tokens"] == 2 * 31
+
+
+def test_per_layer_window_stops_at_the_held_out_windows(tiny_bridge, small_tokens) -> None:
+    held_out = small_tokens.train[-3_000:]
+    report = evaluate_transcoders(
+        tiny_bridge,
+        random_set(),
+        held_out,
+        eot=small_tokens.eot,
+        n_tokens=2 * 32,
+        n_isolated_tokens=10**9,
+        seq_len=32,
+        n_prompts=None,
+    )
+    assert 2 * 31 < report["n_isolated_tokens"] < 3_000
+
+
 def test_isolated_stats_are_those_of_harvested_activations(
     tiny_bridge, held_out, small_tokens, windows
 ) -> None:

@@ -14,7 +14,9 @@ EPILOG = """examples:
   transcoders eval --model zoo:tiny --n-tokens 8192 --n-prompts 50     a quicker look
 
 Metrics: FVU = squared error / variance of the MLP output; L0 = active features per token;
-dead = never active on the evaluation tokens; dense = active on more than 10% of them.
+dead = never active on the evaluation tokens; dense = active on more than 10% of them. The
+per-layer stats of each transcoder alone use --n-isolated-tokens (a feature firing once in 100k
+tokens is alive, not dead); the spliced stats and the losses use --n-tokens.
 "Isolated" reads the original model's MLP inputs, "spliced" runs with every MLP replaced.
 Loss recovered = (CE_zero - CE_spliced) / (CE_zero - CE_orig) on held-out text (corpus val).
 A compiled model (benchmarks/compiled/) is scored on random inputs of its program, without tasks.
@@ -40,6 +42,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--n-tokens", type=int, default=32_768, help="held-out tokens (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--n-isolated-tokens",
+        type=int,
+        default=262_144,
+        help="held-out tokens for each transcoder's own FVU, L0, dead and dense figures "
+        "(default: %(default)s, or every held-out window if there are fewer)",
     )
     parser.add_argument(
         "--n-prompts", type=int, default=200, help="prompts per task (default: %(default)s)"
@@ -74,6 +83,7 @@ def run_eval(args: argparse.Namespace) -> int:
         corpus.val,
         eot=corpus.eot,
         n_tokens=args.n_tokens,
+        n_isolated_tokens=args.n_isolated_tokens,
         seq_len=window_length(args.model, bridge),
         n_prompts=n_prompts,
     )
@@ -109,6 +119,7 @@ def record(spec: str, path: Path, tset: Any, report: dict[str, Any]) -> None:
                 k: tset.training_summary.get(k) for k in ("tokens", "wall_time_s", "tokens_per_s")
             },
             "n_tokens": report["n_tokens"],
+            "n_isolated_tokens": report["n_isolated_tokens"],
             "ce_original": report["ce_original"],
             "all_layers": report["all_layers"],
             "layers": report["isolated"],
@@ -121,7 +132,8 @@ def render_table(report: dict[str, Any]) -> str:
     """The report as plain-text tables: per layer, all layers spliced, tasks."""
     lines = [
         f"transcoders {report['transcoders']} on {report['model']}, "
-        f"{report['n_tokens']:,} held-out tokens scored",
+        f"{report['n_tokens']:,} held-out tokens scored (fvu, l0, dead, dense: "
+        f"{report['n_isolated_tokens']:,})",
         "",
         f"{'layer':>5} {'fvu':>7} {'l0':>6} {'dead':>6} {'dense':>6} "
         f"{'fvu_spl':>7} {'l0_spl':>6} {'ce_spl':>7} {'ce_zero':>7} {'kl':>6} {'recov':>6}",
