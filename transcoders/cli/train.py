@@ -63,7 +63,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         type=_fractions,
         default=defaults.resample_at,
         help="fractions of training after which dead features are re-initialised, e.g. "
-        "0.25,0.5 (default: never)",
+        "0.25,0.5 (default: never; it set back FVU badly on small and medium, see the README)",
     )
     parser.add_argument(
         "--buffer-tokens",
