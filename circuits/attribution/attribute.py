@@ -222,7 +222,8 @@ class RowAttributor:
         """Dense incoming edges of `rows` (offsets from the first feature node), in order."""
         done = list(self.blocks(rows))
         if not done:
-            return torch.zeros(0, self.index.feature_start + self.index.n_features)
+            n_sources = self.index.feature_start + self.index.n_features
+            return torch.zeros(0, n_sources, dtype=self.model.dtype)
         picked, blocks = zip(*done, strict=True)
         return torch.cat(blocks)[torch.cat(picked).argsort()]
 
@@ -321,9 +322,7 @@ class Injections:
             mine = layer == out
             picked = feature[mine]
             cotangents[out][copy[is_feature][mine], 0, self.pos[picked]] = self.enc[picked]
-        used = sorted(
-            set(self.layer[feature].tolist()) | ({self.n_layers} if len(target) else set())
-        )
+        used = sorted(set(layer.tolist()) | ({self.n_layers} if len(target) else set()))
         grads = torch.autograd.grad(
             [outputs[i] for i in used],
             probes,
