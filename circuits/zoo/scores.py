@@ -14,7 +14,7 @@ from transformers import PreTrainedTokenizerBase
 
 from circuits.corpus.greater_than import GREATER_THAN
 from circuits.corpus.ioi import IOI, IOIPrompt
-from circuits.corpus.vocab import TWO_DIGITS
+from circuits.corpus.vocab import NAMES, TWO_DIGITS
 
 LogitsFn = Callable[[Int[Tensor, "batch pos"]], Float[Tensor, "batch pos d_vocab"]]
 
@@ -50,15 +50,34 @@ def single_token(tokenizer: PreTrainedTokenizerBase, word: str) -> int:
 
 
 def ioi_scores(
-    logits_fn: LogitsFn, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[IOIPrompt]
+    logits_fn: LogitsFn,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[IOIPrompt],
+    pool: Sequence[str],
 ) -> dict[str, float]:
-    """Mean logit(IO) - logit(S) at the end, and the share of prompts where IO wins."""
+    """Mean logit(IO) - logit(S) at the end, the share of prompts where IO wins, and the two
+    halves of the difference.
+
+    `io_boost` and `s_boost` are the logits of IO and S above the mean logit of the names of
+    `pool` (the names the prompts are drawn from) that the prompt does not mention, so that
+    `logit_diff = io_boost - s_boost`. A model that copies names from the context but does not
+    suppress the repeated one has both boosts positive; IOI proper has `s_boost` far below.
+    """
     logits = final_logits(logits_fn, tokenizer, [p.text for p in prompts])
     io = torch.tensor([single_token(tokenizer, p.io) for p in prompts])
     s = torch.tensor([single_token(tokenizer, p.s) for p in prompts])
     rows = torch.arange(len(prompts))
-    diff = logits[rows, io] - logits[rows, s]
-    return {"logit_diff": diff.mean().item(), "accuracy": (diff > 0).float().mean().item()}
+    names = torch.tensor([single_token(tokenizer, f" {name}") for name in pool])
+    absent = (names[None, :] != io[:, None]) & (names[None, :] != s[:, None])
+    baseline = (logits[:, names] * absent).sum(-1) / absent.sum(-1)
+    io_boost, s_boost = logits[rows, io] - baseline, logits[rows, s] - baseline
+    diff = io_boost - s_boost
+    return {
+        "logit_diff": diff.mean().item(),
+        "accuracy": (diff > 0).float().mean().item(),
+        "io_boost": io_boost.mean().item(),
+        "s_boost": s_boost.mean().item(),
+    }
 
 
 def greater_than_scores(
@@ -82,9 +101,9 @@ def task_scores(
     `ioi.*_seen_names` score held-out templates filled with training names: a diagnostic that
     tells a mechanism failing on new templates from one failing on new names.
     """
-    ioi = ioi_scores(logits_fn, tokenizer, IOI.heldout_prompts(n_prompts, EVAL_SEED))
+    ioi = ioi_scores(logits_fn, tokenizer, IOI.heldout_prompts(n_prompts, EVAL_SEED), NAMES.heldout)
     seen_names = ioi_scores(
-        logits_fn, tokenizer, IOI.heldout_template_prompts(n_prompts, EVAL_SEED)
+        logits_fn, tokenizer, IOI.heldout_template_prompts(n_prompts, EVAL_SEED), NAMES.train
     )
     scores = {f"ioi.{k}": v for k, v in ioi.items()}
     scores |= {f"ioi.{k}_seen_names": v for k, v in seen_names.items()}
