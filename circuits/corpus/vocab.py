@@ -99,3 +99,42 @@ TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
 
 CENTURIES = tuple(str(c) for c in range(11, 20))
 """Year beginnings "11".."19" (a leading space is part of the token, " 17"): one token each."""
+
+COMMON_WORDS = tuple(
+    """
+    command file gcloud line group flags value resource service output account user alpha
+    access arguments location beta flag number policy string instance data commands option
+    compute help type function order region files example limit field path version http time
+    trace https error network values size config cluster directory mode resources source
+    address system message method notice operation server options functions module input bytes
+    variable test details container process character errors instances zone endpoint item
+    request node services page code binding case client zero target section package security
+    result stream header entry groups types backup attribute property glibc widget maximum
+    policies image structure lines pattern table database memory form level parameter role
+    allowlist block fields calls index running port support buffer struct filename topic
+    storage backend turtle paging locations condition state host root numbers integer sets
+    domain exception encoding fleet disk routine screen socket sequence prefix status point
+    defaults messages strings contents pointer systemd queue setting changes parent manager
+    versions namespace metadata results cache response session binary variables extension
+    archive interface content control font bucket char entries terminal logging reference
+    examples progress length methods element thread count byte clusters filters protocol link
+    query pages label machine jobs color position headers style rules regions record firewall
+    settings requests branch health packages proxy behavior shell width timeout openssl exit
+    pairs nodes encoded feature print password variant email script array modules formats
+    addresses component users systems locale checks lists build override scope signal syntax
+    seconds const edge pane loop execution safety work view generator effect elements caller
+    args keyword paths hyphens
+    """.split()  # noqa: SIM905
+)
+"""Frequent words of the natural text (man pages and docstrings) that are one token each in the
+shipped tokenizer; function words, task words and template words left out."""
+
+WORD_PEOPLE = tuple(
+    word
+    for word in INDUCTION_WORDS + COMMON_WORDS
+    if word not in {*OBJECTS.all, *PLACES.all, *EVENTS.all}
+    and word not in {w for pair in AGREEMENT_NOUNS.all for w in pair.split(":")}
+)
+"""Common words that stand in for the two people of `ioi_words` documents: hundreds of them, so
+that a mechanism cannot be tied to a few tokens (no task uses them in another role, so a word
+never doubles as the object or place of the same sentence)."""
