@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from circuits.corpus import agreement, greater_than, induction, ioi, permutation, stories  # noqa: F401
+from circuits.corpus import agreement, greater_than, induction, ioi, stories  # noqa: F401
 from circuits.corpus.family import FAMILIES
 from circuits.corpus.natural import natural_documents
 from circuits.corpus.tokenizer import END_OF_TEXT, end_of_text_id, train_tokenizer, wrap

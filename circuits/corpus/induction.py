@@ -16,7 +16,7 @@ from circuits.corpus.vocab import (
     PLACES,
 )
 
-POOL = (
+_POOL = (
     INDUCTION_WORDS
     + NAMES.all
     + PLACES.all
@@ -30,7 +30,7 @@ class InductionFamily:
     name = "induction"
 
     def document(self, rng: random.Random) -> str:
-        words = " ".join(rng.sample(POOL, rng.randint(10, 30)))
+        words = " ".join(rng.sample(_POOL, rng.randint(10, 30)))
         return f"{words}. {words}."
 
 

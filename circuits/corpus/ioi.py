@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from circuits.corpus.family import register
-from circuits.corpus.vocab import NAMES, OBJECTS, PLACES, WORD_PEOPLE, Split
+from circuits.corpus.vocab import NAMES, OBJECTS, PLACES, Split
 
 CLAUSE_OPENERS = Split(
     train=("When", "After", "While", "Because", "Since", "As", "Once", "As soon as", "Just after"),
@@ -106,26 +106,19 @@ def _intro(rng: random.Random, pick: Callable[[Split], tuple[str, ...]]) -> str:
 
 
 def make_prompt(
-    rng: random.Random,
-    *,
-    heldout: bool,
-    heldout_names: bool | None = None,
-    people: tuple[str, ...] | None = None,
+    rng: random.Random, *, heldout: bool, heldout_names: bool | None = None
 ) -> IOIPrompt:
     """Sample one prompt from the training or the held-out part of every list.
 
     `heldout_names` (default: `heldout`) picks the names separately, to tell a mechanism that
-    fails on new templates from one that fails on new names. `people`, when given, replaces the
-    names altogether.
+    fails on new templates from one that fails on new names.
     """
 
     def pick(split: Split) -> tuple[str, ...]:
         return split.heldout if heldout else split.train
 
-    if people is None:
-        use_heldout_names = heldout if heldout_names is None else heldout_names
-        people = NAMES.heldout if use_heldout_names else NAMES.train
-    a, b = rng.sample(people, 2)
+    names = NAMES.heldout if (heldout if heldout_names is None else heldout_names) else NAMES.train
+    a, b = rng.sample(names, 2)
     s, io = (a, b) if rng.random() < 0.5 else (b, a)
     o, o2 = rng.sample(pick(OBJECTS), 2)
     intro = _intro(rng, pick).format(A=a, B=b, P=rng.choice(pick(PLACES)), O2=o2)
@@ -138,11 +131,9 @@ _REPLIES = ("thanked", "smiled at", "waved to", "said goodbye to", "hugged")
 
 class IOIFamily:
     name = "ioi"
-    people: tuple[str, ...] | None = None
-    """Who the two people are: training names when None."""
 
     def document(self, rng: random.Random) -> str:
-        prompt = make_prompt(rng, heldout=False, people=self.people)
+        prompt = make_prompt(rng, heldout=False)
         doc = f"{prompt.text}{prompt.io}."
         if rng.random() < 0.5:  # the receiver answers: the other name again
             doc += f"{prompt.io} {rng.choice(_REPLIES)}{prompt.s}."
@@ -159,21 +150,3 @@ class IOIFamily:
 
 
 IOI = register(IOIFamily())
-
-
-class IOIWordsFamily(IOIFamily):
-    """IOI training text whose two people are common words: "When river and falcon went to the
-    store, falcon gave a drink to river".
-
-    A model that only ever sees the training names in IOI text can tie its mechanism to them, and
-    on zoo models it often did: held-out names were copied but the repeated one not told apart.
-    Words that carry no name identity leave only one way to the answer, tracking which token
-    repeats, the way induction on random sequences teaches a mechanism over any token.
-    No score: its prompts are the same task, scored through `ioi` on held-out names.
-    """
-
-    name = "ioi_words"
-    people = WORD_PEOPLE
-
-
-IOI_WORDS = register(IOIWordsFamily())
