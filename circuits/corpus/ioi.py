@@ -93,6 +93,9 @@ class IOIPrompt:
     """The indirect object, a name (the correct answer, written with a leading space)."""
     s: str
     """The subject, the repeated name (the wrong answer, written with a leading space)."""
+    io_first: bool
+    """Whether the intro names IO before S ("A and B ..., B gave ... to" -> A): there the wrong
+    answer is the nearer name, so a model leaning on recency fails these prompts only."""
 
 
 def _intro(rng: random.Random, pick: Callable[[Split], tuple[str, ...]]) -> str:
@@ -123,7 +126,7 @@ def make_prompt(
     o, o2 = rng.sample(pick(OBJECTS), 2)
     intro = _intro(rng, pick).format(A=a, B=b, P=rng.choice(pick(PLACES)), O2=o2)
     action = f"{s} {rng.choice(pick(VERBS))} {rng.choice(DETERMINERS)} {o} to"
-    return IOIPrompt(text=f"{intro} {action}", io=f" {io}", s=f" {s}")
+    return IOIPrompt(text=f"{intro} {action}", io=f" {io}", s=f" {s}", io_first=io == a)
 
 
 _REPLIES = ("thanked", "smiled at", "waved to", "said goodbye to", "hugged")

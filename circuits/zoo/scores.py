@@ -62,6 +62,8 @@ def ioi_scores(
     `pool` (the names the prompts are drawn from) that the prompt does not mention, so that
     `logit_diff = io_boost - s_boost`. A model that copies names from the context but does not
     suppress the repeated one has both boosts positive; IOI proper has `s_boost` far below.
+    `accuracy_io_first` and `accuracy_s_first` split the accuracy by the order of the names in
+    the intro (present when the prompts hold both orders).
     """
     logits = final_logits(logits_fn, tokenizer, [p.text for p in prompts])
     io = torch.tensor([single_token(tokenizer, p.io) for p in prompts])
@@ -72,12 +74,17 @@ def ioi_scores(
     baseline = (logits[:, names] * absent).sum(-1) / absent.sum(-1)
     io_boost, s_boost = logits[rows, io] - baseline, logits[rows, s] - baseline
     diff = io_boost - s_boost
-    return {
+    scores = {
         "logit_diff": diff.mean().item(),
         "accuracy": (diff > 0).float().mean().item(),
         "io_boost": io_boost.mean().item(),
         "s_boost": s_boost.mean().item(),
     }
+    io_first = torch.tensor([p.io_first for p in prompts])
+    if io_first.any() and not io_first.all():
+        scores["accuracy_io_first"] = (diff[io_first] > 0).float().mean().item()
+        scores["accuracy_s_first"] = (diff[~io_first] > 0).float().mean().item()
+    return scores
 
 
 def greater_than_scores(
