@@ -13,7 +13,7 @@ def seeded() -> None:
     torch.manual_seed(0)
 
 
-SMALL_CORPUS = CorpusConfig(n_chars=300_000, tokenizer_chars=300_000, vocab_size=1024)
+SMALL_CORPUS = CorpusConfig(n_chars=300_000, tokenizer_chars=300_000, vocab_size=2048)
 
 
 @pytest.fixture(scope="session")

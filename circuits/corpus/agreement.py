@@ -13,7 +13,7 @@ _ENDINGS = ("here.", "old.", "ready.", "in the {P}.", "a problem.", "fine.")
 class AgreementFamily:
     name = "agreement"
 
-    def document(self, rng: random.Random) -> str:
+    def document(self, rng: random.Random, text_version: int) -> str:
         subject, distractor = rng.sample(AGREEMENT_NOUNS.train, 2)
         plural = rng.random() < 0.5
         noun = subject.split(":")[int(plural)]

@@ -20,6 +20,7 @@ from circuits.corpus import agreement, greater_than, induction, ioi, stories  # 
 from circuits.corpus.family import FAMILIES
 from circuits.corpus.natural import natural_documents
 from circuits.corpus.tokenizer import END_OF_TEXT, end_of_text_id, train_tokenizer, wrap
+from circuits.corpus.vocab import names
 from circuits.errors import CorpusError
 from circuits.paths import atomic_dir, cache_dir
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 NATURAL = "natural"
+TEXT_VERSIONS = (3, 4)
+"""Text versions the families can still write (a model keeps the corpus it was trained on)."""
 
 
 def _default_shares() -> dict[str, float]:
@@ -46,9 +49,11 @@ class CorpusConfig:
 
     seed: int = 0
     """Seed for every random choice of the builder."""
-    text_version: int = 3
-    """Version of the families' text generators. Part of the cache key: bump it whenever a
-    family writes different text, so that no stale cached corpus is reused."""
+    text_version: int = 4
+    """Version of the families' text generators, passed to every family: bump it whenever a
+    family writes different text (it is part of the cache key), keeping the old text for models
+    trained on it. Version 4 adds 305 training names (`vocab.MORE_NAMES`), draws the names of
+    IOI documents from a Zipf distribution and casts stories uniformly over all names."""
     n_chars: int = 100_000_000
     """Total characters of text (about four per token)."""
     shares: dict[str, float] = field(default_factory=_default_shares)
@@ -70,6 +75,10 @@ class CorpusConfig:
             )
         if abs(sum(self.shares.values()) - 1) > 1e-6 or min(self.shares.values()) <= 0:
             raise ValueError(f"shares must be positive and sum to 1, got {self.shares}")
+        if self.text_version not in TEXT_VERSIONS:
+            raise ValueError(
+                f"text_version must be one of {TEXT_VERSIONS}, got {self.text_version}"
+            )
         if not 0 < self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5), got {self.val_fraction}")
 
@@ -99,7 +108,7 @@ def documents(config: CorpusConfig) -> Iterator[tuple[str, str]]:
                     "lower n_chars or the natural share"
                 )
         else:
-            doc = FAMILIES[source].document(rng)
+            doc = FAMILIES[source].document(rng, config.text_version)
         written[source] += len(doc)
         total += len(doc)
         yield source, doc
@@ -118,7 +127,9 @@ def build_corpus(config: CorpusConfig, out: Path | None = None) -> Path:
                 bar.update(len(doc))
         (tmp / "corpus.txt").write_text(END_OF_TEXT.join(docs), encoding="utf-8")
         tokenizer = train_tokenizer(
-            _prefix(docs, config.tokenizer_chars), vocab_size=config.vocab_size
+            _prefix(docs, config.tokenizer_chars),
+            vocab_size=config.vocab_size,
+            names=names(config.text_version).all,
         )
         tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
         tokens = _tokenize(docs, tokenizer)

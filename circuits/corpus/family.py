@@ -14,8 +14,9 @@ class Family(Protocol):
 
     name: str
 
-    def document(self, rng: random.Random) -> str:
-        """One training document (a sentence or a short paragraph)."""
+    def document(self, rng: random.Random, text_version: int) -> str:
+        """One training document (a sentence or a short paragraph) in the text of
+        `CorpusConfig.text_version`."""
         ...
 
 

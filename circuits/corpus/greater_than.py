@@ -42,7 +42,7 @@ class GreaterThanPrompt:
 class GreaterThanFamily:
     name = "greater_than"
 
-    def document(self, rng: random.Random) -> str:
+    def document(self, rng: random.Random, text_version: int) -> str:
         yy = rng.randint(1, 98)
         return rng.choice(TEMPLATES.train).format(
             E=rng.choice(EVENTS.train),

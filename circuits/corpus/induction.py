@@ -5,32 +5,29 @@ the current token, the induction mechanism.
 """
 
 import random
+from functools import cache
 
 from circuits.corpus.family import register
-from circuits.corpus.vocab import (
-    AGREEMENT_NOUNS,
-    EVENTS,
-    INDUCTION_WORDS,
-    NAMES,
-    OBJECTS,
-    PLACES,
-)
+from circuits.corpus.vocab import AGREEMENT_NOUNS, EVENTS, INDUCTION_WORDS, OBJECTS, PLACES, names
 
-_POOL = (
-    INDUCTION_WORDS
-    + NAMES.all
-    + PLACES.all
-    + OBJECTS.all
-    + EVENTS.all
-    + tuple(w for pair in AGREEMENT_NOUNS.all for w in pair.split(":"))
-)
+
+@cache
+def _pool(text_version: int) -> tuple[str, ...]:
+    return (
+        INDUCTION_WORDS
+        + names(text_version).all
+        + PLACES.all
+        + OBJECTS.all
+        + EVENTS.all
+        + tuple(w for pair in AGREEMENT_NOUNS.all for w in pair.split(":"))
+    )
 
 
 class InductionFamily:
     name = "induction"
 
-    def document(self, rng: random.Random) -> str:
-        words = " ".join(rng.sample(_POOL, rng.randint(10, 30)))
+    def document(self, rng: random.Random, text_version: int) -> str:
+        words = " ".join(rng.sample(_pool(text_version), rng.randint(10, 30)))
         return f"{words}. {words}."
 
 

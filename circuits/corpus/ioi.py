@@ -7,14 +7,22 @@ from parts (openers, activities, connectors, verbs), so training sees thousands 
 model has to learn the mechanism rather than a few sentence shapes. Every part, name, place and
 object has held-out members that training text never uses; evaluation prompts use only those, so
 each evaluation template is unseen as a whole.
+
+From text version 4 the two names of a training document follow a Zipf distribution over the
+training names: a few are common, most are rare, as in natural text, so the mechanism has to work
+on names it has seldom seen in IOI text. With uniform names the held-out names, never seen in IOI
+text, formed a class of their own and the repeated one was not suppressed; with Zipf names the
+tiny model went from 2.54 to 4.39 logit difference on held-out names (same seed).
 """
 
+import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from circuits.corpus.family import register
-from circuits.corpus.vocab import NAMES, OBJECTS, PLACES, Split
+from circuits.corpus.vocab import NAMES, OBJECTS, PLACES, Split, names
 
 CLAUSE_OPENERS = Split(
     train=("When", "After", "While", "Because", "Since", "As", "Once", "As soon as", "Just after"),
@@ -109,19 +117,23 @@ def _intro(rng: random.Random, pick: Callable[[Split], tuple[str, ...]]) -> str:
 
 
 def make_prompt(
-    rng: random.Random, *, heldout: bool, heldout_names: bool | None = None
+    rng: random.Random,
+    *,
+    heldout: bool,
+    heldout_names: bool | None = None,
+    pair: tuple[str, str] | None = None,
 ) -> IOIPrompt:
     """Sample one prompt from the training or the held-out part of every list.
 
     `heldout_names` (default: `heldout`) picks the names separately, to tell a mechanism that
-    fails on new templates from one that fails on new names.
+    fails on new templates from one that fails on new names; `pair` gives the two names instead.
     """
 
     def pick(split: Split) -> tuple[str, ...]:
         return split.heldout if heldout else split.train
 
-    names = NAMES.heldout if (heldout if heldout_names is None else heldout_names) else NAMES.train
-    a, b = rng.sample(names, 2)
+    use_heldout = heldout if heldout_names is None else heldout_names
+    a, b = pair or rng.sample(NAMES.heldout if use_heldout else NAMES.train, 2)
     s, io = (a, b) if rng.random() < 0.5 else (b, a)
     o, o2 = rng.sample(pick(OBJECTS), 2)
     intro = _intro(rng, pick).format(A=a, B=b, P=rng.choice(pick(PLACES)), O2=o2)
@@ -132,11 +144,29 @@ def make_prompt(
 _REPLIES = ("thanked", "smiled at", "waved to", "said goodbye to", "hugged")
 
 
+@cache
+def _zipf_ranking(text_version: int) -> tuple[tuple[str, ...], list[float]]:
+    """The training names in a fixed random order and the cumulative weights 1/rank."""
+    train = names(text_version).train
+    ranked = tuple(random.Random(0).sample(train, len(train)))
+    return ranked, list(itertools.accumulate(1 / rank for rank in range(1, len(ranked) + 1)))
+
+
+def zipf_pair(rng: random.Random, text_version: int) -> tuple[str, str]:
+    """Two different training names, each drawn with weight 1/rank."""
+    ranked, cum_weights = _zipf_ranking(text_version)
+    while True:
+        a, b = rng.choices(ranked, cum_weights=cum_weights, k=2)
+        if a != b:
+            return a, b
+
+
 class IOIFamily:
     name = "ioi"
 
-    def document(self, rng: random.Random) -> str:
-        prompt = make_prompt(rng, heldout=False)
+    def document(self, rng: random.Random, text_version: int) -> str:
+        pair = zipf_pair(rng, text_version) if text_version >= 4 else None
+        prompt = make_prompt(rng, heldout=False, pair=pair)
         doc = f"{prompt.text}{prompt.io}."
         if rng.random() < 0.5:  # the receiver answers: the other name again
             doc += f"{prompt.io} {rng.choice(_REPLIES)}{prompt.s}."

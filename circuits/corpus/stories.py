@@ -2,19 +2,27 @@
 
 They give every task word a trained embedding without showing held-out words in task-shaped text,
 and each story names its two people several times, so copying a name from context pays off.
-Held-out names appear nowhere else, so a cast member is held-out with probability
-`HELDOUT_NAME_SHARE`: enough exposure that a copying mechanism learnt on training names also
-moves held-out ones (without it, held-out names were never predicted in IOI prompts). Held-out IOI
-verbs appear here too, in sentences that are not IOI-shaped, so that they are known words.
+Held-out names appear nowhere else, so they need this exposure for a copying mechanism learnt on
+training names to move them too (without it, held-out names were never predicted in IOI
+prompts). Held-out IOI verbs appear here too, in sentences that are not IOI-shaped, so that they
+are known words.
 """
 
 import random
 
 from circuits.corpus.family import register
 from circuits.corpus.ioi import VERBS
-from circuits.corpus.vocab import EVENTS, NAMES, OBJECTS, PLACES
+from circuits.corpus.vocab import EVENTS, OBJECTS, PLACES, names
 
-HELDOUT_NAME_SHARE = 0.5
+
+def heldout_name_share(text_version: int) -> float:
+    """How often a cast member is a held-out name. Up to text version 3 half of them were, four
+    times as often per name as any training name, and the held-out names' embeddings drifted
+    into a class of their own; from version 4 casts are uniform over all names."""
+    if text_version < 4:
+        return 0.5
+    return len(names(text_version).heldout) / len(names(text_version).all)
+
 
 _SENTENCES = (
     "{A} likes the {O}.",
@@ -36,10 +44,11 @@ _SENTENCES = (
 class StoriesFamily:
     name = "stories"
 
-    def document(self, rng: random.Random) -> str:
+    def document(self, rng: random.Random, text_version: int) -> str:
+        people, share = names(text_version), heldout_name_share(text_version)
         cast: list[str] = []
         while len(cast) < 2:
-            pool = NAMES.heldout if rng.random() < HELDOUT_NAME_SHARE else NAMES.train
+            pool = people.heldout if rng.random() < share else people.train
             if (name := rng.choice(pool)) not in cast:
                 cast.append(name)
         sentences = []

@@ -4,7 +4,7 @@ Digit runs are split into chunks of at most two digits, the leading space kept (
 " 17" + "32"), so that years decompose the way the greater-than task reads them.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -17,13 +17,16 @@ END_OF_TEXT = "<|endoftext|>"
 _FORCED_REPEATS = 100
 
 
-def forced_tokens() -> list[str]:
+def forced_tokens(names: Sequence[str] = NAMES.all) -> list[str]:
     """Strings the tasks need as single tokens: names, centuries and two-digit year endings."""
-    return [f" {name}" for name in NAMES.all] + [f" {c}" for c in CENTURIES] + list(TWO_DIGITS)
+    return [f" {name}" for name in names] + [f" {c}" for c in CENTURIES] + list(TWO_DIGITS)
 
 
-def train_tokenizer(texts: Iterable[str], *, vocab_size: int) -> PreTrainedTokenizerFast:
-    """Train the tokenizer on `texts`, then check that every forced token is a single token."""
+def train_tokenizer(
+    texts: Iterable[str], *, vocab_size: int, names: Sequence[str] = NAMES.all
+) -> PreTrainedTokenizerFast:
+    """Train the tokenizer on `texts`, then check that every forced token (`names` among them)
+    is a single token."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [
@@ -40,7 +43,7 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int) -> PreTrainedToken
     )
     # Years written as in the tasks (" 1732"), so that pre-tokenization yields " 17" and "32".
     years = [f" {c}{yy}" for c in CENTURIES for yy in TWO_DIGITS]
-    forced = "".join([f" {name}" for name in NAMES.all] + years)
+    forced = "".join([f" {name}" for name in names] + years)
 
     def stream() -> Iterable[str]:
         yield from texts
@@ -49,7 +52,7 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int) -> PreTrainedToken
 
     tokenizer.train_from_iterator(stream(), trainer)
     wrapped = wrap(tokenizer)
-    check_single_tokens(wrapped, forced_tokens())
+    check_single_tokens(wrapped, forced_tokens(names))
     return wrapped
 
 

@@ -44,6 +44,50 @@ NAMES = _split(
     """,
     n_heldout=20,
 )
+"""The names of IOI evaluation prompts: the held-out ones, and 87 training names that every text
+version trains on (for the seen-names diagnostic)."""
+
+MORE_NAMES = tuple(
+    """
+    Jennifer Christopher Kimberly Robert Amanda Matthew Michelle William Elizabeth Joseph Melissa
+    Jason Ashley Joshua Stephanie Thomas Angela Richard Nicole Anthony Rebecca Andrew Christina
+    Steven Patricia Timothy Julie Jeffrey Samantha Charles Cynthia Justin Christine Nicholas
+    Brittany Jonathan Lauren Brandon Andrea Kenneth Danielle Jacob Tiffany Gregory Katherine
+    Stephen Tammy Patrick Sandra Aaron Crystal Benjamin Lori Kyle Shannon Jeremy Pamela Tyler
+    Brenda Zachary Donna Ronald Sara Donald Erin Sean Deborah Jose Victoria Alexander Jamie
+    Nathan Teresa Gary Kathleen Samuel Dawn Keith Tracy Bryan Courtney Douglas Barbara Shawn
+    Jacqueline Todd Kayla Travis Denise Jesse April Chad Catherine Bradley Kristen Austin Erica
+    Larry Kathryn Cody Cheryl Raymond Debra Jordan Robin Craig Taylor Dennis Margaret Juan
+    Vanessa Jerry Alicia Christian Allison Derek Natalie Dustin Kristin Randy Leslie Terry
+    Michele Phillip Theresa Troy Holly Carlos Alexis Jeffery Melanie Marcus Dana Jared Cindy Joel
+    Jill Shane Alyssa Tony Valerie Vincent Tara Corey Stacy Luis Diane Antonio Katie Dylan
+    Jasmine Philip Veronica Brett Carrie Rodney Rhonda Curtis Stacey Johnny Alexandra Alex
+    Chelsea Russell Kathy Erik Carolyn Derrick Lindsey Gabriel Ann Brent Renee Nathaniel Brianna
+    Bruce Morgan Danny Kim Ricky Cassandra Cory Janet Cameron Kelsey Billy Sherry Mitchell Brooke
+    Wesley Tonya Trevor Kristina Allen Heidi Lawrence Sheila Bobby Laurie Gerald Lindsay Jesus
+    Brandy Randall Tamara Wayne Erika Jimmy Anne Evan Melinda Jon Brandi Seth Deanna Adrian
+    Abigail Caleb Tanya Casey Madison Marc Carla Miguel Suzanne Jay Regina Andre Sabrina Willie
+    Debbie Manuel Colleen Terri Logan Connie Albert Caitlin Devin Jenna Roy Natasha Micheal
+    Felicia Darren Whitney Mario Lee Janice Mike Marissa Darrell Shelby Blake Brittney Jeremiah
+    Katrina Ricardo Misty Jorge Haley Dale Kara Calvin Lynn Ethan Marie Garrett Tracey Edwin
+    Alison Glenn Virginia Frederick Annette Barry Meghan Lucas Kaitlyn Francisco Katelyn Lance
+    Miranda Hunter Christy Isaac Cathy Brad Kendra Connor Anita Chase Bonnie Dean Shelly Noah
+    Wanda Reginald Martha Sherri Harold Monique Spencer Krista Roberto
+    """.split()  # noqa: SIM905
+)
+"""305 common first names that text version 4 adds to the training names: the first 154 of
+Faker 40.54's en_US female and male first names (MIT licence) by descending weight, leaving out
+names of `NAMES` and names with other characters than letters, interleaved and de-duplicated.
+With only 87 training names, the embeddings of the held-out names formed a class of their own,
+and the IOI mechanism learnt to suppress the repeated name on the training class only."""
+
+
+def names(text_version: int) -> Split:
+    """The names of a corpus text version: from version 4 on, `MORE_NAMES` train too."""
+    if text_version < 4:
+        return NAMES
+    return Split(train=MORE_NAMES + NAMES.train, heldout=NAMES.heldout)
+
 
 PLACES = _split(
     """

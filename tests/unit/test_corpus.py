@@ -1,5 +1,6 @@
 """The corpus builder: deterministic, held-out words kept out of task-shaped training text."""
 
+import collections
 import itertools
 import json
 import random
@@ -20,7 +21,8 @@ from circuits.corpus.ioi import (
     make_prompt,
 )
 from circuits.corpus.natural import roff_to_text
-from circuits.corpus.vocab import EVENTS, NAMES, OBJECTS, PLACES
+from circuits.corpus.stories import STORIES
+from circuits.corpus.vocab import EVENTS, MORE_NAMES, NAMES, OBJECTS, PLACES, names
 
 
 def _text(config: CorpusConfig) -> str:
@@ -55,9 +57,10 @@ def _template_prefix(template: str) -> str:
     return template.split("{")[0]
 
 
-def test_ioi_training_text_never_uses_heldout_words_or_templates() -> None:
+@pytest.mark.parametrize("text_version", [3, 4])
+def test_ioi_training_text_never_uses_heldout_words_or_templates(text_version: int) -> None:
     rng = random.Random(0)
-    docs = [IOI.document(rng) for _ in range(3000)]
+    docs = [IOI.document(rng, text_version) for _ in range(3000)]
     words = set().union(*map(_words, docs))
     for split in (NAMES, PLACES, OBJECTS):
         assert not words & set(split.heldout)
@@ -93,7 +96,7 @@ def test_ioi_eval_prompts_use_only_heldout_words() -> None:
 def test_greater_than_training_years_always_increase() -> None:
     rng = random.Random(0)
     for _ in range(2000):
-        doc = GREATER_THAN.document(rng)
+        doc = GREATER_THAN.document(rng, 4)
         years = [int(y) for y in re.findall(r"\b1\d{3}\b", doc)]
         assert len(years) == 2 and years[1] > years[0] and years[0] // 100 == years[1] // 100
         assert not _words(doc) & set(EVENTS.heldout)
@@ -108,9 +111,43 @@ def test_greater_than_eval_prompts_use_heldout_templates() -> None:
 
 
 def test_heldout_names_are_trained_by_the_stories_family() -> None:
-    config = CorpusConfig(n_chars=400_000)
-    stories = "".join(doc for source, doc in documents(config) if source == "stories")
+    rng = random.Random(0)
+    stories = " ".join(STORIES.document(rng, CorpusConfig().text_version) for _ in range(3000))
     assert set(NAMES.heldout) <= _words(stories)
+
+
+def test_text_version_4_trains_more_names_and_keeps_the_heldout_ones() -> None:
+    assert names(3) == NAMES
+    assert names(4).train == MORE_NAMES + NAMES.train and names(4).heldout == NAMES.heldout
+    assert len(set(names(4).all)) == len(names(4).all) == 412
+
+
+def _name_counts(docs: list[str], pool: tuple[str, ...]) -> collections.Counter[str]:
+    words = (w for doc in docs for w in re.findall(r"[A-Za-z]+", doc))
+    wanted = set(pool)
+    return collections.Counter(w for w in words if w in wanted)
+
+
+def test_ioi_names_follow_zipf_from_text_version_4() -> None:
+    rng = random.Random(0)
+    counts = _name_counts([IOI.document(rng, 4) for _ in range(5000)], names(4).train)
+    ranked = [n for n, _ in counts.most_common()]
+    # Weight 1/rank over 392 names: the top name is drawn ~2x as often as the second, and the
+    # top 10 names carry about half of all draws; uniform names would give each about 0.26%.
+    assert counts[ranked[0]] > 1.5 * counts[ranked[1]]
+    assert sum(counts[n] for n in ranked[:10]) > 0.4 * counts.total()
+    assert len(counts) > 0.9 * len(names(4).train)  # rare names still occur
+
+
+@pytest.mark.parametrize(("text_version", "share"), [(3, 0.5), (4, 20 / 412)])
+def test_story_casts_draw_heldout_names_at_the_version_share(
+    text_version: int, share: float
+) -> None:
+    rng = random.Random(0)
+    docs = [STORIES.document(rng, text_version) for _ in range(4000)]
+    counts = _name_counts(docs, names(text_version).all)
+    heldout = sum(counts[n] for n in NAMES.heldout)
+    assert heldout / counts.total() == pytest.approx(share, abs=0.03)
 
 
 def test_roff_is_reduced_to_prose() -> None:
@@ -125,6 +162,7 @@ def test_roff_is_reduced_to_prose() -> None:
         ("shares", {"ioi": 1.0, "poetry": 0.0}),
         ("shares", {"ioi": 0.5}),
         ("val_fraction", 0.9),
+        ("text_version", 2),
     ],
 )
 def test_bad_corpus_config_names_the_field(field: str, value: object) -> None:

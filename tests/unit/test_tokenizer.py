@@ -4,6 +4,7 @@ import pytest
 
 from circuits.corpus.build import corpus_dir, load_corpus_tokenizer
 from circuits.corpus.tokenizer import check_single_tokens, forced_tokens
+from circuits.corpus.vocab import names
 from circuits.errors import CorpusError
 
 
@@ -14,8 +15,8 @@ def tokenizer(small_cache, small_corpus_config):
         return load_corpus_tokenizer(corpus_dir(small_corpus_config))
 
 
-def test_every_task_word_is_one_token(tokenizer) -> None:
-    check_single_tokens(tokenizer, forced_tokens())
+def test_every_task_word_is_one_token(tokenizer, small_corpus_config) -> None:
+    check_single_tokens(tokenizer, forced_tokens(names(small_corpus_config.text_version).all))
 
 
 def test_years_split_into_century_and_two_digits(tokenizer) -> None:
