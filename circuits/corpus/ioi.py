@@ -12,7 +12,8 @@ From text version 4 the two names of a training document follow a Zipf distribut
 training names: a few are common, most are rare, as in natural text, so the mechanism has to work
 on names it has seldom seen in IOI text. With uniform names the held-out names, never seen in IOI
 text, formed a class of their own and the repeated one was not suppressed; with Zipf names the
-tiny model went from 2.54 to 4.39 logit difference on held-out names (same seed).
+tiny model went from 2.54 to 4.39 logit difference on held-out names (same seed). From text
+version 5 three quarters of the training documents name IO first (`IO_FIRST_SHARE`).
 """
 
 import itertools
@@ -122,11 +123,14 @@ def make_prompt(
     heldout: bool,
     heldout_names: bool | None = None,
     pair: tuple[str, str] | None = None,
+    io_first_share: float | None = None,
 ) -> IOIPrompt:
     """Sample one prompt from the training or the held-out part of every list.
 
     `heldout_names` (default: `heldout`) picks the names separately, to tell a mechanism that
     fails on new templates from one that fails on new names; `pair` gives the two names instead.
+    `io_first_share` is the probability that the intro names IO first (default: even odds, drawn
+    as up to text version 4).
     """
 
     def pick(split: Split) -> tuple[str, ...]:
@@ -134,12 +138,22 @@ def make_prompt(
 
     use_heldout = heldout if heldout_names is None else heldout_names
     a, b = pair or rng.sample(NAMES.heldout if use_heldout else NAMES.train, 2)
-    s, io = (a, b) if rng.random() < 0.5 else (b, a)
+    if io_first_share is None:
+        s, io = (a, b) if rng.random() < 0.5 else (b, a)
+    else:
+        s, io = (b, a) if rng.random() < io_first_share else (a, b)
     o, o2 = rng.sample(pick(OBJECTS), 2)
     intro = _intro(rng, pick).format(A=a, B=b, P=rng.choice(pick(PLACES)), O2=o2)
     action = f"{s} {rng.choice(pick(VERBS))} {rng.choice(DETERMINERS)} {o} to"
     return IOIPrompt(text=f"{intro} {action}", io=f" {io}", s=f" {s}", io_first=io == a)
 
+
+IO_FIRST_SHARE = 0.75
+"""From text version 5, the share of training documents whose intro names IO first. With even
+odds every model preferred the second name of the intro ("A and B ..., B gave ... to" -> B, the
+nearer name): right on S-first prompts, wrong on up to 40% of IO-first ones (tiny: held-out
+IO +3.75 / S +2.20 above absent names when IO came first, +6.50 / -1.62 when S did). At 0.75
+the same tiny run was right on 96% of IO-first and 100% of S-first prompts."""
 
 _REPLIES = ("thanked", "smiled at", "waved to", "said goodbye to", "hugged")
 
@@ -166,7 +180,8 @@ class IOIFamily:
 
     def document(self, rng: random.Random, text_version: int) -> str:
         pair = zipf_pair(rng, text_version) if text_version >= 4 else None
-        prompt = make_prompt(rng, heldout=False, pair=pair)
+        io_first_share = IO_FIRST_SHARE if text_version >= 5 else None
+        prompt = make_prompt(rng, heldout=False, pair=pair, io_first_share=io_first_share)
         doc = f"{prompt.text}{prompt.io}."
         if rng.random() < 0.5:  # the receiver answers: the other name again
             doc += f"{prompt.io} {rng.choice(_REPLIES)}{prompt.s}."

@@ -39,13 +39,10 @@ def test_shipped_model_does_greater_than_on_heldout_prompts(scores) -> None:
     assert scores["greater_than.prob_diff"] >= 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="held-out IOI of the shipped model is below target (1.6 / 69%): new names lag",
-)
 def test_shipped_model_does_ioi_on_heldout_prompts(scores) -> None:
     assert scores["ioi.logit_diff"] >= 2.0
     assert scores["ioi.accuracy"] >= 0.9
+    assert scores["ioi.accuracy_io_first"] >= 0.9 and scores["ioi.accuracy_s_first"] >= 0.9
 
 
 def test_shipped_model_does_ioi_on_new_templates_with_seen_names(scores) -> None:

@@ -107,7 +107,9 @@ def test_component_faithfulness_bounds():
         load_task("tasks/greater_than.toml"), bridge.tokenizer, n_ctx=256, count=3
     )
     every = [f"L{layer}H{h}" for layer in range(2) for h in range(4)] + ["MLP0", "MLP1"]
-    everything, nothing, some = component_faithfulness(bridge, prompts, [every, [], ["L0H1"]])
+    everything, nothing, some = component_faithfulness(
+        bridge, prompts, [every, [], ["L0H2", "MLP0", "MLP1"]]
+    )
     assert everything == pytest.approx(1.0, abs=1e-6)
     assert nothing == pytest.approx(0.0, abs=1e-6)
     assert abs(some) > 1e-3
