@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from circuits.corpus.vocab import CENTURIES, NAMES, TWO_DIGITS
+from circuits.corpus.vocab import CENTURIES, TWO_DIGITS
 from circuits.errors import CorpusError
 
 END_OF_TEXT = "<|endoftext|>"
@@ -17,13 +17,13 @@ END_OF_TEXT = "<|endoftext|>"
 _FORCED_REPEATS = 100
 
 
-def forced_tokens(names: Sequence[str] = NAMES.all) -> list[str]:
+def forced_tokens(names: Sequence[str]) -> list[str]:
     """Strings the tasks need as single tokens: names, centuries and two-digit year endings."""
     return [f" {name}" for name in names] + [f" {c}" for c in CENTURIES] + list(TWO_DIGITS)
 
 
 def train_tokenizer(
-    texts: Iterable[str], *, vocab_size: int, names: Sequence[str] = NAMES.all
+    texts: Iterable[str], *, vocab_size: int, names: Sequence[str]
 ) -> PreTrainedTokenizerFast:
     """Train the tokenizer on `texts`, then check that every forced token (`names` among them)
     is a single token."""

@@ -110,26 +110,28 @@ register(
 )
 # Sized for a 2-core AVX2 CPU without bf16 support (measured fp32 training throughput: 2 layers
 # d128 ~10k tokens/s, 4 layers d256 ~2.5k, 6 layers d384 ~1.1k; bf16 autocast was 10x slower).
+# Small and medium are still the text-version-3 models with the former weight decay, until they
+# are retrained.
+_VERSION_3_TRAIN = TrainConfig(weight_decay=0.1)
+_VERSION_3_CORPUS = CorpusConfig(text_version=3)
 register(
     ZooModel(
         name="small",
         n_layers=4,
         d_model=128,
         n_heads=4,
-        train=TrainConfig(weight_decay=0.1),
-        corpus=CorpusConfig(text_version=3),
+        train=_VERSION_3_TRAIN,
+        corpus=_VERSION_3_CORPUS,
     )
 )
-# Small and medium are still the text-version-3 models with the former weight decay, until they
-# are retrained.
 register(
     ZooModel(
         name="medium",
         n_layers=6,
         d_model=160,
         n_heads=5,
-        train=TrainConfig(weight_decay=0.1),
-        corpus=CorpusConfig(text_version=3),
+        train=_VERSION_3_TRAIN,
+        corpus=_VERSION_3_CORPUS,
     )
 )
 
