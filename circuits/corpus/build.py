@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 NATURAL = "natural"
-TEXT_VERSIONS = (3, 4, 5)
+TEXT_VERSIONS = (3, 4, 5, 6)
 """Text versions the families can still write (a model keeps the corpus it was trained on)."""
 
 
@@ -54,7 +54,9 @@ class CorpusConfig:
     family writes different text (it is part of the cache key), keeping the old text for models
     trained on it. Version 4 adds 305 training names (`vocab.MORE_NAMES`), draws the names of
     IOI documents from a Zipf distribution and casts stories uniformly over all names; version 5
-    names IO first in three quarters of the IOI documents (`ioi.IO_FIRST_SHARE`)."""
+    names IO first in three quarters of the IOI documents (`ioi.IO_FIRST_SHARE`); version 6 makes
+every IOI template word a single token and uses the intro parts, held-out ones too, in stories
+(`ioi.template_words`)."""
     n_chars: int = 100_000_000
     """Total characters of text (about four per token)."""
     shares: dict[str, float] = field(default_factory=_default_shares)
@@ -87,6 +89,13 @@ class CorpusConfig:
         """A short id of this config, naming its directory in the cache."""
         text = json.dumps(asdict(self), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def task_words(text_version: int) -> list[str]:
+    """The words the tokenizer must keep whole: every name and, from text version 6, every IOI
+    template word."""
+    words = [f" {name}" for name in names(text_version).all]
+    return words + (ioi.template_words() if text_version >= 6 else [])
 
 
 def corpus_dir(config: CorpusConfig) -> Path:
@@ -130,7 +139,7 @@ def build_corpus(config: CorpusConfig, out: Path | None = None) -> Path:
         tokenizer = train_tokenizer(
             _prefix(docs, config.tokenizer_chars),
             vocab_size=config.vocab_size,
-            names=names(config.text_version).all,
+            words=task_words(config.text_version),
         )
         tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
         tokens = _tokenize(docs, tokenizer)

@@ -13,11 +13,14 @@ training names: a few are common, most are rare, as in natural text, so the mech
 on names it has seldom seen in IOI text. With uniform names the held-out names, never seen in IOI
 text, formed a class of their own and the repeated one was not suppressed; with Zipf names the
 tiny model went from 2.54 to 4.39 logit difference on held-out names (same seed). From text
-version 5 three quarters of the training documents name IO first (`IO_FIRST_SHARE`).
+version 5 three quarters of the training documents name IO first (`IO_FIRST_SHARE`). From text
+version 6 every word of every part is a single token and stories use the intro parts, held-out
+ones too (`template_words`).
 """
 
 import itertools
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -92,6 +95,24 @@ VERBS = Split(
 DETERMINERS = ("a", "the")
 
 
+def template_words() -> list[str]:
+    """Every word of every template part, as the tokenizer meets it: with a leading space, and
+    the first word of an opener also without one (it starts a document).
+
+    Up to text version 5 the held-out intro words occurred nowhere in training text, so the
+    tokenizer cut them into pieces ("That evening" -> T h at even ing, ". Eventually," -> five
+    tokens) and held-out prompts were several tokens longer and full of untrained fragments.
+    `small` solved IOI on training templates with training or held-out names (100%) but only
+    61-80% of held-out ones; held-out openers and connectors alone cost it up to 30 points.
+    From version 6 these words are single tokens and appear in stories, as held-out names do.
+    """
+    openers = CLAUSE_OPENERS.all + SENTENCE_OPENERS.all
+    parts = openers + ACTIVITIES.all + SENTENCE_CONNECTORS.all + VERBS.all
+    words = {f" {w}" for part in parts for w in re.findall(r"[A-Za-z]+", part)}
+    words |= {opener.split()[0] for opener in openers}
+    return sorted(words)
+
+
 @dataclass(frozen=True, kw_only=True)
 class IOIPrompt:
     """One IOI prompt: the text ends right before the indirect object."""
@@ -107,7 +128,7 @@ class IOIPrompt:
     answer is the nearer name, so a model leaning on recency fails these prompts only."""
 
 
-def _intro(rng: random.Random, pick: Callable[[Split], tuple[str, ...]]) -> str:
+def intro_template(rng: random.Random, pick: Callable[[Split], tuple[str, ...]]) -> str:
     """An intro template with {A}, {B}, {P} and perhaps {O2} left to fill."""
     if rng.random() < 0.5:  # after a subordinate clause only a comma reads well
         opener, connector = rng.choice(pick(CLAUSE_OPENERS)), ","
@@ -143,7 +164,7 @@ def make_prompt(
     else:
         s, io = (b, a) if rng.random() < io_first_share else (a, b)
     o, o2 = rng.sample(pick(OBJECTS), 2)
-    intro = _intro(rng, pick).format(A=a, B=b, P=rng.choice(pick(PLACES)), O2=o2)
+    intro = intro_template(rng, pick).format(A=a, B=b, P=rng.choice(pick(PLACES)), O2=o2)
     action = f"{s} {rng.choice(pick(VERBS))} {rng.choice(DETERMINERS)} {o} to"
     return IOIPrompt(text=f"{intro} {action}", io=f" {io}", s=f" {s}", io_first=io == a)
 

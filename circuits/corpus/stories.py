@@ -5,13 +5,14 @@ and each story names its two people several times, so copying a name from contex
 Held-out names appear nowhere else, so they need this exposure for a copying mechanism learnt on
 training names to move them too (without it, held-out names were never predicted in IOI
 prompts). Held-out IOI verbs appear here too, in sentences that are not IOI-shaped, so that they
-are known words.
+are known words; from text version 6 so do the IOI intro parts, with one name and a companion
+who is not named ("Before Mary and a friend left the store, Mary smiled.").
 """
 
 import random
 
 from circuits.corpus.family import register
-from circuits.corpus.ioi import VERBS
+from circuits.corpus.ioi import VERBS, intro_template
 from circuits.corpus.vocab import EVENTS, OBJECTS, PLACES, names
 
 
@@ -40,6 +41,11 @@ _SENTENCES = (
     "{A} {V} the {O} yesterday.",
 )
 
+_COMPANIONS = ("a friend", "the others", "two friends", "the children", "a neighbour")
+_AFTER_INTRO = ("{A} smiled.", "{A} went home.", "it started to rain.", "{A} {V} the {O}.")
+_INTRO_SHARE = 0.3
+"""From text version 6, the share of sentences that use an IOI intro."""
+
 
 class StoriesFamily:
     name = "stories"
@@ -53,6 +59,9 @@ class StoriesFamily:
                 cast.append(name)
         sentences = []
         for _ in range(rng.randint(3, 6)):
+            if text_version >= 6 and rng.random() < _INTRO_SHARE:
+                sentences.append(_intro_sentence(rng, cast))
+                continue
             sentences.append(
                 rng.choice(_SENTENCES).format(
                     A=rng.choice(cast),
@@ -63,6 +72,19 @@ class StoriesFamily:
                 )
             )
         return " ".join(sentences)
+
+
+def _intro_sentence(rng: random.Random, cast: list[str]) -> str:
+    """An IOI intro over all parts with one named person, then a sentence that is no transfer."""
+    template = f"{intro_template(rng, lambda split: split.all)} {rng.choice(_AFTER_INTRO)}"
+    return template.format(
+        A=rng.choice(cast),
+        B=rng.choice(_COMPANIONS),
+        O=rng.choice(OBJECTS.all),
+        O2=rng.choice(OBJECTS.all),
+        P=rng.choice(PLACES.all),
+        V=rng.choice(VERBS.all),
+    )
 
 
 STORIES = register(StoriesFamily())

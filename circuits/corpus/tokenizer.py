@@ -17,15 +17,16 @@ END_OF_TEXT = "<|endoftext|>"
 _FORCED_REPEATS = 100
 
 
-def forced_tokens(names: Sequence[str]) -> list[str]:
-    """Strings the tasks need as single tokens: names, centuries and two-digit year endings."""
-    return [f" {name}" for name in names] + [f" {c}" for c in CENTURIES] + list(TWO_DIGITS)
+def forced_tokens(words: Sequence[str]) -> list[str]:
+    """Strings the tasks need as single tokens: `words` (names with their leading space, and
+    so on), centuries and two-digit year endings."""
+    return [*words, *[f" {c}" for c in CENTURIES], *TWO_DIGITS]
 
 
 def train_tokenizer(
-    texts: Iterable[str], *, vocab_size: int, names: Sequence[str]
+    texts: Iterable[str], *, vocab_size: int, words: Sequence[str]
 ) -> PreTrainedTokenizerFast:
-    """Train the tokenizer on `texts`, then check that every forced token (`names` among them)
+    """Train the tokenizer on `texts`, then check that every forced token (`words` among them)
     is a single token."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
@@ -43,16 +44,19 @@ def train_tokenizer(
     )
     # Years written as in the tasks (" 1732"), so that pre-tokenization yields " 17" and "32".
     years = [f" {c}{yy}" for c in CENTURIES for yy in TWO_DIGITS]
-    forced = "".join([f" {name}" for name in names] + years)
+    spaced = [w for w in words if w.startswith(" ")]
+    forced = "".join(spaced + years)
+    unspaced = [w for w in words if not w.startswith(" ")]  # each a text of its own
 
     def stream() -> Iterable[str]:
         yield from texts
         for _ in range(_FORCED_REPEATS):
             yield forced
+            yield from unspaced
 
     tokenizer.train_from_iterator(stream(), trainer)
     wrapped = wrap(tokenizer)
-    check_single_tokens(wrapped, forced_tokens(names))
+    check_single_tokens(wrapped, forced_tokens(words))
     return wrapped
 
 

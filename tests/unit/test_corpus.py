@@ -1,6 +1,7 @@
 """The corpus builder: deterministic, held-out words kept out of task-shaped training text."""
 
 import collections
+import hashlib
 import itertools
 import json
 import random
@@ -9,6 +10,7 @@ import re
 import pytest
 
 from circuits.corpus.build import CorpusConfig, corpus_dir, documents
+from circuits.corpus.family import FAMILIES
 from circuits.corpus.greater_than import GREATER_THAN
 from circuits.corpus.greater_than import TEMPLATES as GT_TEMPLATES
 from circuits.corpus.ioi import (
@@ -19,6 +21,7 @@ from circuits.corpus.ioi import (
     SENTENCE_OPENERS,
     VERBS,
     make_prompt,
+    template_words,
 )
 from circuits.corpus.natural import roff_to_text
 from circuits.corpus.stories import STORIES
@@ -57,7 +60,7 @@ def _template_prefix(template: str) -> str:
     return template.split("{")[0]
 
 
-@pytest.mark.parametrize("text_version", [3, 4])
+@pytest.mark.parametrize("text_version", [3, 4, 6])
 def test_ioi_training_text_never_uses_heldout_words_or_templates(text_version: int) -> None:
     rng = random.Random(0)
     docs = [IOI.document(rng, text_version) for _ in range(3000)]
@@ -193,3 +196,48 @@ def test_built_corpus_records_its_sources(small_cache, small_corpus_config, monk
 def test_documents_stream_is_lazy() -> None:
     head = list(itertools.islice(documents(CorpusConfig()), 5))
     assert len(head) == 5
+
+
+# The first 200 documents of each family (seed 0) in the text versions that shipped models were
+# trained on; a change to a generator must add a text version rather than alter these.
+_FROZEN_TEXT = {
+    (3, "ioi"): "4aa4e0d034cf4e95",
+    (3, "stories"): "062e8bd21bf7ad43",
+    (3, "induction"): "0c58360c32e5b747",
+    (4, "ioi"): "dd8cb3e3209cfe42",
+    (4, "stories"): "c0875a6250f74dfb",
+    (4, "induction"): "42547e39bc40f9ab",
+    (5, "ioi"): "4f714fd0e138680d",
+    (5, "stories"): "c0875a6250f74dfb",
+    (5, "greater_than"): "0f48fb6c2ab960ea",
+    (5, "agreement"): "7af6d2dbef38461a",
+}
+
+
+@pytest.mark.parametrize(("text_version", "family"), list(_FROZEN_TEXT))
+def test_released_text_versions_are_frozen(text_version: int, family: str) -> None:
+    rng = random.Random(0)
+    text = "\x00".join(FAMILIES[family].document(rng, text_version) for _ in range(200))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert digest == _FROZEN_TEXT[text_version, family]
+
+
+def test_text_version_6_stories_use_every_intro_part_without_a_transfer() -> None:
+    rng = random.Random(0)
+    stories = [STORIES.document(rng, 6) for _ in range(4000)]
+    text = " ".join(stories)
+    for opener in CLAUSE_OPENERS.heldout + SENTENCE_OPENERS.heldout:
+        assert f" {opener} " in text  # inside a story
+        assert any(story.startswith(f"{opener} ") for story in stories)  # starting one
+    for part in SENTENCE_CONNECTORS.heldout + tuple(map(_template_prefix, ACTIVITIES.heldout)):
+        assert part in text
+    # One person is named in an intro, so no story sentence is IOI-shaped.
+    cast = "|".join(names(6).all)
+    assert not re.search(rf"\b(?:{cast}) and (?:{cast})\b", text)
+    assert not re.search(rf"(?<!belongs) to (?:{cast})\b", text)
+
+
+def test_template_words_keep_openers_whole_at_the_start_of_a_document() -> None:
+    words = template_words()
+    assert {"Before", " Before", "That", " evening", " Eventually", " mailed"} <= set(words)
+    assert "When" in words and " soon" in words and "soon" not in words

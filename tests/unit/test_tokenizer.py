@@ -2,9 +2,8 @@
 
 import pytest
 
-from circuits.corpus.build import corpus_dir, load_corpus_tokenizer
+from circuits.corpus.build import corpus_dir, load_corpus_tokenizer, task_words
 from circuits.corpus.tokenizer import check_single_tokens, forced_tokens
-from circuits.corpus.vocab import names
 from circuits.errors import CorpusError
 
 
@@ -16,7 +15,7 @@ def tokenizer(small_cache, small_corpus_config):
 
 
 def test_every_task_word_is_one_token(tokenizer, small_corpus_config) -> None:
-    check_single_tokens(tokenizer, forced_tokens(names(small_corpus_config.text_version).all))
+    check_single_tokens(tokenizer, forced_tokens(task_words(small_corpus_config.text_version)))
 
 
 def test_years_split_into_century_and_two_digits(tokenizer) -> None:
