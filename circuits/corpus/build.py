@@ -49,7 +49,7 @@ class CorpusConfig:
 
     seed: int = 0
     """Seed for every random choice of the builder."""
-    text_version: int = 5
+    text_version: int = 6
     """Version of the families' text generators, passed to every family: bump it whenever a
     family writes different text (it is part of the cache key), keeping the old text for models
     trained on it. Version 4 adds 305 training names (`vocab.MORE_NAMES`), draws the names of

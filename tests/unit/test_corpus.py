@@ -142,7 +142,7 @@ def test_ioi_names_follow_zipf_from_text_version_4() -> None:
     assert len(counts) > 0.9 * len(names(4).train)  # rare names still occur
 
 
-@pytest.mark.parametrize(("text_version", "share"), [(3, 0.5), (4, 0.5), (5, 0.75)])
+@pytest.mark.parametrize(("text_version", "share"), [(3, 0.5), (4, 0.5), (5, 0.75), (6, 0.75)])
 def test_ioi_documents_name_io_first_at_the_version_share(text_version: int, share: float) -> None:
     rng = random.Random(0)
     io_first = 0
@@ -154,7 +154,9 @@ def test_ioi_documents_name_io_first_at_the_version_share(text_version: int, sha
     assert io_first / 4000 == pytest.approx(share, abs=0.03)
 
 
-@pytest.mark.parametrize(("text_version", "share"), [(3, 0.5), (4, 20 / 412), (5, 20 / 412)])
+@pytest.mark.parametrize(
+    ("text_version", "share"), [(3, 0.5), (4, 20 / 412), (5, 20 / 412), (6, 20 / 412)]
+)
 def test_story_casts_draw_heldout_names_at_the_version_share(
     text_version: int, share: float
 ) -> None:
