@@ -55,8 +55,8 @@ class CorpusConfig:
     trained on it. Version 4 adds 305 training names (`vocab.MORE_NAMES`), draws the names of
     IOI documents from a Zipf distribution and casts stories uniformly over all names; version 5
     names IO first in three quarters of the IOI documents (`ioi.IO_FIRST_SHARE`); version 6 makes
-every IOI template word a single token and uses the intro parts, held-out ones too, in stories
-(`ioi.template_words`)."""
+    every IOI template word a single token and uses the intro parts, held-out ones too, in
+    stories (`ioi.template_words`)."""
     n_chars: int = 100_000_000
     """Total characters of text (about four per token)."""
     shares: dict[str, float] = field(default_factory=_default_shares)
