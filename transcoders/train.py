@@ -259,14 +259,16 @@ def init_state(bridge: Any, transcoder: TranscoderConfig, *, model: str, seed: i
     )
 
 
-def fit_to_batch(state: TrainState, first: Activations) -> None:
+def fit_to_batch(state: TrainState, first: Activations, *, centered: bool = True) -> None:
     """Fit a fresh state to the first batch: scales that bring each layer's MLP input and output
     to mean squared norm d_model (so hyperparameters such as thresholds, penalties and the
     learning rate carry over between models and layers), decoder biases at the mean rescaled
-    output, and the loss normalisers at its variance."""
+    output, the loss normalisers at its variance, and (with `centered`) encoder biases that
+    centre the pre-activations (see `TrainConfig.centered_init`)."""
     d_model = first.mlp_in.shape[-1]
     state.in_scale = _unit_scale(d_model, first.mlp_in.pow(2).sum(-1).mean(0))
     state.out_scale = _unit_scale(d_model, first.mlp_out.pow(2).sum(-1).mean(0))
+    x_mean = (first.mlp_in * state.in_scale[:, None]).mean(0)  # [n_layers, d_model]
     y = first.mlp_out * state.out_scale[:, None]
     mean = y.mean(0)  # [n_layers, d_model]
     constant = (first.mlp_out == first.mlp_out[:1]).flatten(2).all(-1).all(0)  # [n_layers]
@@ -275,6 +277,8 @@ def fit_to_batch(state: TrainState, first: Activations) -> None:
     with torch.no_grad():
         for i, transcoder in enumerate(state.tset):
             transcoder.b_dec.copy_(mean[i])
+            if centered:
+                transcoder.b_enc.copy_(-x_mean[i] @ transcoder.W_enc)
             if constant[i]:
                 _make_inert(transcoder)
 
@@ -394,7 +398,7 @@ def train_transcoders(
     )
     if state.step == 0:
         first = next(batches)
-        fit_to_batch(state, first)
+        fit_to_batch(state, first, centered=config.centered_init)
         batches = itertools.chain([first], batches)
     stopped = _run_steps(state, batches, config, ckpt, key, stop_after, progress)
     if stopped:

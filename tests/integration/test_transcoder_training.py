@@ -206,3 +206,28 @@ def test_resampling_revives_dead_features_on_the_worst_reconstructed_tokens(
         assert (moments[:8] == 0).all()
         x = acts.mlp_in[:, layer] * state.in_scale[layer]
         assert transcoder.encode(x)[1][:, :8].count_nonzero() > 0  # they fire again
+
+
+@pytest.mark.parametrize("centered", [True, False])
+def test_centered_init_starts_every_pre_activation_centred(
+    centered, tiny_bridge, small_tokens
+) -> None:
+    """With the centred init, each feature's mean pre-activation on the first batch is zero, so
+    none starts on the silent side of every input; without it, the mean input decides."""
+    state = init_state(tiny_bridge, tiny_transcoder("topk"), model="tiny", seed=0)
+    config = micro_config()
+    first = next(
+        activation_batches(
+            tiny_bridge, small_tokens.train, config.harvest, batch_size=128, eot=small_tokens.eot
+        )
+    )
+    fit_to_batch(state, first, centered=centered)
+    for layer, transcoder in enumerate(state.tset):
+        x = first.mlp_in[:, layer] * state.in_scale[layer]
+        mean_pre = transcoder.encode(x).pre.mean(0).detach()
+        spread = transcoder.encode(x).pre.std(0).detach()
+        largest_offset = (mean_pre.abs() / spread).max().item()
+        if centered:
+            assert largest_offset < 1e-4
+        else:
+            assert largest_offset > 0.3

@@ -59,6 +59,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "resampling (%(default)s)",
     )
     parser.add_argument(
+        "--centered-init",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.centered_init,
+        help="start encoder biases so that pre-activations are centred on the first batch "
+        "(default: on; off reproduces sets trained before it existed)",
+    )
+    parser.add_argument(
         "--resample-at",
         type=_fractions,
         default=defaults.resample_at,
@@ -113,6 +120,7 @@ def run_train(args: argparse.Namespace) -> int:
             n_tokens=args.tokens,
             batch_size=args.batch_size,
             lr=args.lr,
+            centered_init=args.centered_init,
             resample_at=args.resample_at,
             dead_after_tokens=args.dead_after_tokens,
             seed=args.seed,
