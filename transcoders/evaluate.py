@@ -12,18 +12,19 @@ With every MLP replaced (and with one layer replaced at a time): next-token cros
 KL divergence to the original model, and the loss recovered relative to zero-ablating the same
 MLPs, `(CE_zero - CE_spliced) / (CE_zero - CE_orig)`. Only the predictions at positions whose
 MLPs are replaced are scored (from position 1 on; see `splice`). Task scores (IOI, greater-than)
-on held-out prompts, for the original and the fully spliced model, and their ratio.
+on held-out prompts, for the original and the fully spliced model, and their ratio (also
+with each layer spliced alone).
 """
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Int
 from torch import Tensor
 from tqdm import tqdm
 
@@ -229,19 +230,28 @@ def language_model_metrics(
 
 
 def task_metrics(bridge: Any, tset: TranscoderSet, n_prompts: int = 200) -> dict[str, Any]:
-    """Task scores on held-out prompts for the original and the fully spliced model."""
+    """Task scores on held-out prompts for the original and the fully spliced model, and the
+    ratio with each layer spliced alone (`ratio_by_layer`), which tells where a loss comes from."""
 
-    def spliced(ids: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_vocab"]:
-        return spliced_logits(bridge, tset, ids)
+    def spliced(layers: list[int] | None) -> Callable[[Tensor], Tensor]:
+        return lambda ids: spliced_logits(bridge, tset, ids, layers)
+
+    def ratio(score: float, original: float) -> float:
+        return score / original if original != 0 else math.nan
 
     with torch.no_grad():
         original = task_scores(lambda ids: bridge(ids), bridge.tokenizer, n_prompts=n_prompts)
-    replaced = task_scores(spliced, bridge.tokenizer, n_prompts=n_prompts)
+    replaced = task_scores(spliced(None), bridge.tokenizer, n_prompts=n_prompts)
+    by_layer = [
+        task_scores(spliced([layer]), bridge.tokenizer, n_prompts=n_prompts)
+        for layer in range(tset.n_layers)
+    ]
     return {
         key: {
             "original": value,
             "spliced": replaced[key],
-            "ratio": replaced[key] / value if value != 0 else math.nan,
+            "ratio": ratio(replaced[key], value),
+            "ratio_by_layer": [ratio(scores[key], value) for scores in by_layer],
         }
         for key, value in original.items()
     }

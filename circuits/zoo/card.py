@@ -79,9 +79,14 @@ def render_transcoders(summary: dict[str, Any]) -> list[str]:
         for x in summary["layers"]
     ]
     if summary.get("tasks"):
-        lines += ["", "| task score | original | spliced | ratio |", "|---|---|---|---|"]
         lines += [
-            f"| `{k}` | {v['original']:.3f} | {v['spliced']:.3f} | {v['ratio']:.3f} |"
+            "",
+            "| task score | original | spliced | ratio | ratio, one layer spliced |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{k}` | {v['original']:.3f} | {v['spliced']:.3f} | {v['ratio']:.3f} | "
+            f"{' / '.join(f'{r:.2f}' for r in v.get('ratio_by_layer', [])) or '-'} |"
             for k, v in summary["tasks"].items()
         ]
     return lines

@@ -121,7 +121,9 @@ def test_task_scores_of_exact_transcoders_match_the_model(tiny_bridge) -> None:
     assert {"ioi.logit_diff", "greater_than.prob_diff"} <= set(tasks)
     for row in tasks.values():
         assert row["spliced"] == pytest.approx(row["original"], rel=1e-3, abs=1e-5)
-        assert row["ratio"] == pytest.approx(1.0, rel=1e-3) or math.isnan(row["ratio"])
+        for ratio in (row["ratio"], *row["ratio_by_layer"]):
+            assert ratio == pytest.approx(1.0, rel=1e-3) or math.isnan(ratio)
+        assert len(row["ratio_by_layer"]) == tiny_bridge.cfg.n_layers
 
 
 def test_report_is_json_ready(tiny_bridge, held_out, small_tokens) -> None:

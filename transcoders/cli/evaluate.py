@@ -156,9 +156,15 @@ def render_table(report: dict[str, Any]) -> str:
         f"loss recovered {every['loss_recovered']:.3f}",
     ]
     if "tasks" in report:
-        lines += ["", f"{'task score':<26} {'original':>9} {'spliced':>9} {'ratio':>7}"]
+        lines += [
+            "",
+            f"{'task score':<26} {'original':>9} {'spliced':>9} {'ratio':>7}  ratio, one layer "
+            "spliced: " + " ".join(f"{f'L{i}':>5}" for i in range(len(report["isolated"]))),
+        ]
         for key, row in report["tasks"].items():
+            alone = " ".join(f"{r:>5.2f}" for r in row.get("ratio_by_layer", []))
             lines.append(
                 f"{key:<26} {row['original']:>9.3f} {row['spliced']:>9.3f} {row['ratio']:>7.3f}"
+                f"  {' ' * 26}{alone}"
             )
     return "\n".join(lines)
