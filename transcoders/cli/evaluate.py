@@ -156,15 +156,18 @@ def render_table(report: dict[str, Any]) -> str:
         f"loss recovered {every['loss_recovered']:.3f}",
     ]
     if "tasks" in report:
+        width = max(len("task score"), *map(len, report["tasks"]))
+        n_layers = len(report["isolated"])
         lines += [
             "",
-            f"{'task score':<26} {'original':>9} {'spliced':>9} {'ratio':>7}  ratio, one layer "
-            "spliced: " + " ".join(f"{f'L{i}':>5}" for i in range(len(report["isolated"]))),
+            f"{'task score':<{width}} {'original':>9} {'spliced':>9} {'ratio':>7}  "
+            + " ".join(f"{f'L{i}':>5}" for i in range(n_layers))
+            + "  (ratio with that layer alone spliced)",
         ]
         for key, row in report["tasks"].items():
             alone = " ".join(f"{r:>5.2f}" for r in row.get("ratio_by_layer", []))
             lines.append(
-                f"{key:<26} {row['original']:>9.3f} {row['spliced']:>9.3f} {row['ratio']:>7.3f}"
-                f"  {' ' * 26}{alone}"
+                f"{key:<{width}} {row['original']:>9.3f} {row['spliced']:>9.3f} "
+                f"{row['ratio']:>7.3f}  {alone}"
             )
     return "\n".join(lines)
