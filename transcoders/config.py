@@ -129,10 +129,10 @@ class HarvestConfig:
 class TrainConfig:
     """How a transcoder set is trained; the batch of step s depends only on (seed, s)."""
 
-    n_tokens: int = 8_000_000
-    """Training tokens (each feeds every layer); steps = n_tokens // batch_size. With 4M, small's
-    spliced IOI logit difference kept 0.66 of the original (the last MLP's output at the answer
-    position was reconstructed worst); with 8M, 0.85."""
+    n_tokens: int = 4_000_000
+    """Training tokens (each feeds every layer); steps = n_tokens // batch_size. A zoo model may
+    register another count (`ZooModel.transcoder_tokens`): more tokens reconstruct better but
+    spread a task over more features (README, "Status of the transcoders")."""
     batch_size: int = 4096
     """Token rows per optimizer step."""
     lr: float = 1e-3

@@ -66,3 +66,16 @@ def test_train_then_eval_through_the_command_line(
     assert main(eval_args) == 0
     table = capsys.readouterr().out
     assert "loss recovered" in table and "greater_than.prob_diff" in table
+
+
+def test_training_tokens_follow_the_zoo_registry_unless_given() -> None:
+    from circuits.zoo.registry import ZOO
+    from transcoders.cli.train import training_tokens
+    from transcoders.config import TrainConfig
+
+    default = TrainConfig().n_tokens
+    assert ZOO["small"].transcoder_tokens not in (None, default)
+    assert training_tokens(None, "zoo:small") == ZOO["small"].transcoder_tokens
+    assert training_tokens(None, "zoo:tiny") == default
+    assert training_tokens(None, "some/model/dir") == default
+    assert training_tokens(1234, "zoo:small") == 1234

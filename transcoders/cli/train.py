@@ -44,7 +44,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--skip", action=argparse.BooleanOptionalAction, default=False, help="linear skip path"
     )
     parser.add_argument(
-        "--tokens", type=int, default=defaults.n_tokens, help="training tokens (%(default)s)"
+        "--tokens",
+        type=int,
+        help="training tokens (default: the zoo model's registered count, else "
+        f"{defaults.n_tokens})",
     )
     parser.add_argument(
         "--batch-size", type=int, default=defaults.batch_size, help="tokens per step"
@@ -117,7 +120,7 @@ def run_train(args: argparse.Namespace) -> int:
             skip=args.skip,
         )
         config = TrainConfig(
-            n_tokens=args.tokens,
+            n_tokens=training_tokens(args.tokens, args.model),
             batch_size=args.batch_size,
             lr=args.lr,
             centered_init=args.centered_init,
@@ -168,3 +171,17 @@ def _fractions(text: str) -> tuple[float, ...]:
     except ValueError as err:
         message = f"expected fractions such as 0.25,0.5, got {text!r}"
         raise argparse.ArgumentTypeError(message) from err
+
+
+def training_tokens(given: int | None, spec: str) -> int:
+    """`given`, else the count the zoo model `spec` registers, else the transcoders' default."""
+    from circuits.models import ZOO_PREFIX
+    from circuits.zoo.registry import zoo_model
+
+    if given is not None:
+        return given
+    if spec.startswith(ZOO_PREFIX):
+        registered = zoo_model(spec.removeprefix(ZOO_PREFIX)).transcoder_tokens
+        if registered is not None:
+            return registered
+    return TrainConfig().n_tokens
