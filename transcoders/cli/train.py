@@ -17,7 +17,9 @@ EPILOG = f"""examples:
   transcoders train --model zoo:tiny --weights-dtype float16      half-size files, for shipping
   transcoders train --model zoo:tiny --resample-at 0.25,0.5 --dead-after-tokens 65536 --out /tmp/rs
 
-Defaults: kind topk, k {SPARSITY_DEFAULTS["k"]:g}, d_transcoder {DEFAULT_EXPANSION} x d_model.
+Defaults: kind topk, k {SPARSITY_DEFAULTS["k"]:g}, d_transcoder {DEFAULT_EXPANSION} x d_model,
+encoder biases centred on the first batch, the tokens a zoo model registers (zoo:small 8M),
+else 4M.
 An interrupted run resumes when the same command is run again (--fresh starts over); its
 checkpoint lives in the cache (`$CIRCUITS_CACHE`, default ~/.cache/circuits).
 """
