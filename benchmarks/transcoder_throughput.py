@@ -26,6 +26,7 @@ from circuits.corpus.build import corpus_dir, load_corpus_tokenizer
 from circuits.corpus.tokenizer import END_OF_TEXT
 from circuits.models import load_model
 from circuits.zoo.train import document_starts
+from transcoders.cli.train import training_tokens
 from transcoders.config import HarvestConfig, TrainConfig, default_config
 from transcoders.corpus import (
     CorpusTokens,
@@ -154,7 +155,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     parser.add_argument("--harvest-tokens", type=int, default=65_536)
     parser.add_argument("--train-steps", type=int, default=20)
-    parser.add_argument("--tokens", type=int, default=defaults.n_tokens, help="default run size")
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        help="default run size (default: the model's `transcoders train` count)",
+    )
     parser.add_argument("--full-run", action="store_true", help="also time a default run")
     parser.add_argument(
         "--any-corpus",
@@ -163,6 +168,7 @@ def main() -> None:
         "identities do not change the speed; the numbers of --full-run then mean nothing)",
     )
     args = parser.parse_args()
+    args.tokens = training_tokens(args.tokens, args.model)
 
     bridge = load_model(args.model)
     corpus = any_corpus(args.model) if args.any_corpus else load_corpus_tokens(args.model, bridge)
