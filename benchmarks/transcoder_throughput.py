@@ -26,12 +26,12 @@ from circuits.corpus.build import corpus_dir, load_corpus_tokenizer
 from circuits.corpus.tokenizer import END_OF_TEXT
 from circuits.models import load_model
 from circuits.zoo.train import document_starts
-from transcoders.cli.train import training_tokens
 from transcoders.config import HarvestConfig, TrainConfig, default_config
 from transcoders.corpus import (
     CorpusTokens,
     corpus_config_for,
     load_corpus_tokens,
+    training_tokens,
     window_length,
 )
 from transcoders.harvest import Activations, harvest_chunk

@@ -1,4 +1,5 @@
-"""The token arrays a model's transcoders are trained and evaluated on, and the window length.
+"""The token arrays a model's transcoders are trained and evaluated on, the window length, and
+how many tokens a zoo model's set trains on.
 
 Zoo models use the corpus they were trained on; a model compiled from a program (its directory
 has an `input_domain.json`: vocabulary, BOS token, sequence length) uses uniformly random inputs
@@ -16,6 +17,7 @@ import numpy as np
 from circuits.corpus.build import CorpusConfig, corpus_dir, load_corpus_tokenizer
 from circuits.corpus.tokenizer import END_OF_TEXT
 from circuits.models import ZOO_PREFIX
+from transcoders.config import TrainConfig
 from transcoders.errors import TranscoderError
 
 
@@ -70,6 +72,19 @@ def window_length(spec: str, bridge: Any) -> int:
 
         return min(zoo_model(spec.removeprefix(ZOO_PREFIX)).train.seq_len, bridge.cfg.n_ctx)
     return min(256, bridge.cfg.n_ctx)
+
+
+def training_tokens(given: int | None, spec: str) -> int:
+    """`given`, else the count the zoo model `spec` registers, else the transcoders' default."""
+    if given is not None:
+        return given
+    if spec.startswith(ZOO_PREFIX):
+        from circuits.zoo.registry import zoo_model
+
+        registered = zoo_model(spec.removeprefix(ZOO_PREFIX)).transcoder_tokens
+        if registered is not None:
+            return registered
+    return TrainConfig().n_tokens
 
 
 def load_corpus_tokens(spec: str, bridge: Any) -> CorpusTokens:

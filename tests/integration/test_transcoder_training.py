@@ -224,8 +224,8 @@ def test_centered_init_starts_every_pre_activation_centred(
     fit_to_batch(state, first, centered=centered)
     for layer, transcoder in enumerate(state.tset):
         x = first.mlp_in[:, layer] * state.in_scale[layer]
-        mean_pre = transcoder.encode(x).pre.mean(0).detach()
-        spread = transcoder.encode(x).pre.std(0).detach()
+        pre = transcoder.encode(x).pre.detach()
+        mean_pre, spread = pre.mean(0), pre.std(0)
         largest_offset = (mean_pre.abs() / spread).max().item()
         if centered:
             assert largest_offset < 1e-4

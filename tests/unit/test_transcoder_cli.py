@@ -70,8 +70,8 @@ def test_train_then_eval_through_the_command_line(
 
 def test_training_tokens_follow_the_zoo_registry_unless_given() -> None:
     from circuits.zoo.registry import ZOO
-    from transcoders.cli.train import training_tokens
     from transcoders.config import TrainConfig
+    from transcoders.corpus import training_tokens
 
     default = TrainConfig().n_tokens
     assert ZOO["small"].transcoder_tokens not in (None, default)

@@ -103,7 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from circuits.models import load_model
     from transcoders.config import default_config
-    from transcoders.corpus import load_corpus_tokens, window_length
+    from transcoders.corpus import load_corpus_tokens, training_tokens, window_length
     from transcoders.train import CHECKPOINT, default_work_dir, train_transcoders
     from transcoders.transcoder_set import default_transcoders_dir, model_id
 
@@ -173,17 +173,3 @@ def _fractions(text: str) -> tuple[float, ...]:
     except ValueError as err:
         message = f"expected fractions such as 0.25,0.5, got {text!r}"
         raise argparse.ArgumentTypeError(message) from err
-
-
-def training_tokens(given: int | None, spec: str) -> int:
-    """`given`, else the count the zoo model `spec` registers, else the transcoders' default."""
-    from circuits.models import ZOO_PREFIX
-    from circuits.zoo.registry import zoo_model
-
-    if given is not None:
-        return given
-    if spec.startswith(ZOO_PREFIX):
-        registered = zoo_model(spec.removeprefix(ZOO_PREFIX)).transcoder_tokens
-        if registered is not None:
-            return registered
-    return TrainConfig().n_tokens
