@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch import Tensor
 
 from circuits.errors import CheckpointError
 from tests.unit import test_transcoder_fixtures as fixtures
@@ -231,3 +232,51 @@ def test_centered_init_starts_every_pre_activation_centred(
             assert largest_offset < 1e-4
         else:
             assert largest_offset > 0.3
+
+
+def test_a_few_hundred_steps_beat_the_best_linear_map_on_a_sparse_problem() -> None:
+    """Inputs and outputs are two random dictionaries read by the same sparse codes (3 of 32
+    active, in 16 dimensions): no linear map recovers the code from the input, a transcoder can."""
+    from transcoders.config import TranscoderConfig
+    from transcoders.harvest import Activations
+    from transcoders.train import TrainState
+    from transcoders.transcoder import Transcoder
+    from transcoders.transcoder_set import TranscoderSet, mlp_hooks
+
+    generator = torch.Generator().manual_seed(0)
+    d_model, n_true, active, batch = 16, 32, 3, 512
+
+    def draw(n: int, d_in: Tensor, d_out: Tensor) -> Activations:
+        codes = torch.zeros(n, n_true)
+        rows = torch.arange(n)[:, None]
+        chosen = torch.rand(n, n_true, generator=generator).topk(active, dim=-1).indices
+        codes[rows, chosen] = torch.rand(n, active, generator=generator) + 0.5
+        return Activations(mlp_in=(codes @ d_in)[:, None], mlp_out=(codes @ d_out)[:, None])
+
+    d_in, d_out = (torch.randn(n_true, d_model, generator=generator) for _ in range(2))
+    torch.manual_seed(0)
+    config = TrainConfig(n_tokens=300 * batch, batch_size=batch, lr=1e-2, warmup_steps=10)
+    transcoder = TranscoderConfig(kind="topk", d_model=d_model, d_transcoder=128, k=active)
+    tset = TranscoderSet([Transcoder(transcoder)], model="synthetic", hooks=mlp_hooks(1))
+    state = TrainState(
+        tset=tset,
+        opt=torch.optim.Adam(tset.parameters(), lr=0.0),
+        idle_tokens=torch.zeros(1, 128, dtype=torch.int64),
+        in_scale=torch.ones(1),
+        out_scale=torch.ones(1),
+        variance=torch.ones(1),
+    )
+    fit_to_batch(state, draw(batch, d_in, d_out))
+    for _ in range(config.n_steps):
+        train_step(state, draw(batch, d_in, d_out), config)
+
+    test = draw(4096, d_in, d_out)
+    x, y = test.mlp_in[:, 0] * state.in_scale[0], test.mlp_out[:, 0] * state.out_scale[0]
+    variance = (y - y.mean(0)).pow(2).sum()
+    ones = torch.ones(len(x), 1)
+    linear = torch.linalg.lstsq(torch.cat([x, ones], 1), y).solution  # fitted on the test set
+    linear_fvu = (y - torch.cat([x, ones], 1) @ linear).pow(2).sum() / variance
+    with torch.no_grad():
+        transcoder_fvu = (y - tset[0](x)).pow(2).sum() / variance
+    assert linear_fvu > 0.3, linear_fvu  # the problem is not linear
+    assert transcoder_fvu < 0.5 * linear_fvu, (transcoder_fvu, linear_fvu)

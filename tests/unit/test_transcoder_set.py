@@ -164,3 +164,16 @@ def test_hooks_name_the_mlp_of_each_layer() -> None:
         (0, "blocks.0.mlp.hook_in", "blocks.0.mlp.hook_out"),
         (1, "blocks.1.mlp.hook_in", "blocks.1.mlp.hook_out"),
     ]
+
+
+def test_truncated_weights_or_unparseable_config_is_a_clear_error(tmp_path) -> None:
+    path = save_transcoder_set(trained_looking_set(), tmp_path / "set")
+    weights = path / WEIGHTS
+    intact = weights.read_bytes()
+    weights.write_bytes(intact[: len(intact) // 2])
+    with pytest.raises(TranscoderError, match=rf"cannot read {weights}"):
+        load_transcoder_set(path)
+    weights.write_bytes(intact)
+    (path / CONFIG).write_text("{not json")
+    with pytest.raises(TranscoderError, match=r"config\.json is not valid JSON"):
+        load_transcoder_set(path)
