@@ -8,7 +8,8 @@ published GPT-2 small circuits where the user has GPT-2's weights.
     python -m benchmarks.ground_truth --gpt2 ~/models/gpt2 --gpt2-transcoders ~/tc/gpt2
 
 Per (model, task): node- and edge-level ROC AUC over each method's ranking, precision and recall
-at each method's default threshold, faithfulness of each method's top-k components (k = the
+of the components each method scores at least the reference's threshold (every method's scores
+are shares of the clean-corrupt gap), faithfulness of each method's top-k components (k = the
 reference circuit's size, all other heads and MLPs resampled from the corrupted prompts), and
 wall time. The reference comes from the model card (`circuits reference`); where a model has
 none it is computed here and not stored.
@@ -27,10 +28,6 @@ import torch
 from benchmarks.environment import RESULTS, commit, machine, write_results
 
 TASKS = ("ioi", "greater_than")
-TRANSCODER_CUT = 0.02
-"""Default threshold of the transcoder circuit's component view: components carrying at least
-2% of the circuit's influence."""
-
 log = logging.getLogger("benchmarks.ground_truth")
 
 
@@ -64,7 +61,7 @@ def transcoder_scores(spec: Any, prompt_set: Any, bridge: Any, tset_dir: Path, m
         nodes=view.scores,
         edges=view.edges,
         seconds=time.perf_counter() - start,
-        units="share of the circuit's influence",
+        units="share of the clean-corrupt gap (edges); sum of |edges| out (nodes)",
     )
     return scores, result.summary["validation.faithfulness"], view.flow, result.circuit
 
@@ -92,22 +89,19 @@ def score_against(
     ours: Any,
     truth: list[str],
     truth_edges: list[str],
-    baseline_cut: float,
+    cut: float,
 ) -> tuple[list[Any], list[Any], list[float]]:
     """Our component scores and the baselines' (run here), each scored against the circuit
     `truth` and its edges; returns the methods, their scores, and the faithfulness of each
-    method's top-k components followed by that of `truth` itself."""
+    method's top-k components followed by that of `truth` itself. Each method selects the
+    components it scores at least `cut` (the reference's threshold) for precision and recall."""
     from circuits.components.naming import component_edges
     from circuits.scoring.evaluate import score_method
     from circuits.scoring.faithfulness import component_faithfulness
 
     all_edges = [f"{s}->{r}" for s, r in component_edges(bridge.cfg.n_layers, bridge.cfg.n_heads)]
     methods = [ours, *baseline_scores(bridge, prompt_set)]
-    cuts = [TRANSCODER_CUT] + [baseline_cut] * (len(methods) - 1)
-    scored = [
-        score_method(m, truth, truth_edges, all_edges, cut)
-        for m, cut in zip(methods, cuts, strict=True)
-    ]
+    scored = [score_method(m, truth, truth_edges, all_edges, cut) for m in methods]
     faithful = component_faithfulness(bridge, prompt_set, [s.top for s in scored] + [truth])
     return methods, scored, faithful
 
@@ -225,7 +219,8 @@ def render(report: dict[str, Any]) -> str:
         "",
         "Node AUC: ROC AUC of each method's component ranking against the causal reference "
         "circuit. Faithfulness: the method's top-k heads and MLPs kept, all others resampled "
-        "(k = reference circuit size). P/R at each method's default threshold.",
+        "(k = reference circuit size). P/R of the components each method scores at least the "
+        "reference's threshold (a share of the clean-corrupt gap).",
         "",
         "| model | task | method | node AUC | edge AUC | precision | recall | "
         "faithfulness (top-k) | seconds |",

@@ -4,6 +4,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from circuits.compare.roles import MIN_SHARE
+
 if TYPE_CHECKING:
     from circuits.compare.comparison import ModelEntry
 
@@ -60,8 +62,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--min-share",
         type=_share,
-        default=0.02,
-        help="score at which a reference head counts as found (default: 0.02)",
+        default=MIN_SHARE,
+        help="component score (share of the metric's gap) at which a reference head counts as "
+        f"found (default: {MIN_SHARE})",
     )
     parser.set_defaults(run=run)
 

@@ -69,8 +69,8 @@ def plot_components(comparison: Comparison, path: Path) -> Path:
                         color="white" if dark else "black",
                     )
     if image is not None:
-        fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label="share of circuit influence")
-    fig.suptitle(f"{comparison.task}: influence carried by each head and MLP", fontsize=10)
+        fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label="share of the clean-corrupt gap")
+    fig.suptitle(f"{comparison.task}: share of the gap each head and MLP moves", fontsize=10)
     fig.savefig(path)
     plt.close(fig)
     return path

@@ -153,16 +153,18 @@ def render_report(comparison: Comparison) -> str:
         "",
         *figures_table(c),
         "",
-        "Flow: shares of the circuit's influence through feature and error nodes, and "
-        "the share of edge influence that attention heads carry.",
+        "Flow: shares of the circuit's influence through feature and error nodes, the share "
+        "of the circuit edges' effect that attention heads carry, and the share of the gap "
+        "moved through attention patterns (QK paths).",
         "",
         "![faithfulness curves](curves.png)",
         "",
         "## Components that carry the effect",
         "",
-        "Scores are shares of the circuit's influence: an MLP carries its features and error "
-        "nodes (the MLPs of a model sum to the feature and error shares), a head the part of "
-        "each edge it carried. Heads and MLPs overlap, so a column does not sum to 1.",
+        "Scores are shares of the metric's clean-corrupt gap: the sum of |what a component's "
+        "outgoing edges move| (an MLP's through its features and error nodes, a head's through "
+        "the part of each circuit edge it carried), plus for a head what its moved attention "
+        "pattern moves. Paths overlap, so a column does not sum to 1.",
         "",
         *components_table(c),
         "",

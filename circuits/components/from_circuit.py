@@ -1,18 +1,23 @@
-"""A transcoder circuit seen as components: how much of its influence each head and MLP carries.
+"""A transcoder circuit seen as components: how much of the metric's gap each head and MLP moves.
 
-An MLP layer carries the influence of its features and its error nodes. An attention head
-carries the part of each edge that runs through it (the circuit's head shares), weighted by
-the influence that flows along the edge: the influence of the edge's target times the edge's
-share of what the target receives of the corruption (an edge's weight times how much its
-source changes on the corrupted prompt: an edge from a token the corruption leaves alone
-carries none of it, however large its weight on the clean prompt). Component edges follow the
-same weights: an edge from a layer-2 feature to the metric carried 70% by L3H1 gives
-MLP2 -> L3H1 and L3H1 -> LOGITS 70% of its influence each, and MLP2 -> LOGITS the rest.
+Every circuit edge knows how much the metric moves when the corruption changes the edge's source,
+attention frozen (`CircuitEdge.effect`), and how much of that each head carries
+(`CircuitEdge.head_effects`). Component edges sum those effects, signed, as shares of the
+clean-corrupt gap: an edge from a layer-2 feature to the metric whose effect is carried 70% by
+L3H1 gives MLP2 -> L3H1 and L3H1 -> LOGITS 70% of its effect each, and MLP2 -> LOGITS what the
+heads' weight shares leave on the residual stream. A component's score is the sum of |its
+outgoing component edges|, the way EAP scores nodes: a head whose effects on different receivers
+cancel still counts as used.
 
 The graph holds attention patterns frozen, so a component that acts by moving a later head's
-attention (an S-inhibition head feeding a name mover's query) has no edge in it. The circuit's
-QK paths (`circuits.components.qk_paths`, measured on the real model) fill that gap: each adds
-its share of the metric's gap, in magnitude, to its sender and to the edge sender -> head.
+attention (an S-inhibition head feeding a name mover's query) has no edge in it, and neither does
+the change of that head's own output. The circuit's QK paths (`circuits.components.qk_paths`,
+measured on the real model) fill that gap: each is a component edge sender -> head of its own,
+and a head's QK paths in, summed, are what its moved pattern does to the metric. That is a term
+of the head's score beside its value paths, so that neither can hide the other (tiny's negative
+name mover L1H2 writes -0.03 of the IOI gap along its value paths, and its moved pattern +0.02),
+and it flows out along the head's component edges, split by the weight the head carries into
+each receiver (a name mover whose attention the corruption moves changes what it writes).
 """
 
 from collections import defaultdict
@@ -20,25 +25,27 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from circuits.components.naming import EMBED, LOGITS, components
-from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
+from circuits.run.circuit import Circuit, CircuitNode
 
 
 @dataclass(frozen=True, kw_only=True)
 class ComponentView:
-    """One circuit's weight on every component, each a share of the circuit's influence."""
+    """One circuit's weight on every component and component edge, in shares of the metric's gap."""
 
     task: str
     model: str
     n_layers: int
     n_heads: int
     scores: dict[str, float]
-    """Component name -> influence it carries (every head and MLP of the model; 0 if unused)."""
+    """Component name -> sum of |its outgoing component edges|, plus |its moved pattern's
+    effect| for a head (every head and MLP of the model; 0 if unused)."""
     edges: dict[str, float] = field(default_factory=dict)
-    """`"SENDER->RECEIVER"` -> influence along that component edge."""
+    """`"SENDER->RECEIVER"` -> |share of the gap moved along that component edge|."""
     flow: dict[str, float] = field(default_factory=dict)
-    """Share of the circuit's node influence on feature and on error nodes, the share of edge
-    influence that attention heads carry (`attention`), and the total share of the metric's gap
-    that moves through attention patterns (`qk_paths`), which the graph holds frozen."""
+    """Share of the circuit's node influence on feature and on error nodes, the share of the
+    circuit edges' effect that attention heads carry (`attention`), and the total share of the
+    metric's gap that moves through attention patterns (`qk_paths`), which the graph holds
+    frozen."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,64 +65,65 @@ def _component_of(node: CircuitNode) -> str:
 
 def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
     """Map `circuit` onto the heads and MLPs of a model with `n_heads` heads per layer."""
-    scores = {c.name: 0.0 for c in components(circuit.n_layers, n_heads)}
     flow = {"feature": 0.0, "error": 0.0}
     for node in circuit.nodes:
-        if node.kind in ("feature", "error"):
-            scores[f"MLP{node.layer}"] += node.influence
         if node.kind in flow:
             flow[node.kind] += node.influence
+    edges, head_out, flow["attention"] = _value_paths(circuit)
 
-    parts = [_exposed_parts(circuit, edge) for edge in circuit.edges]
-    incoming: dict[int, float] = defaultdict(float)
-    for edge, (by_head, direct) in zip(circuit.edges, parts, strict=True):
-        incoming[edge.target] += sum(by_head.values()) + direct
-    edges: dict[str, float] = defaultdict(float)
-    through_heads = total = 0.0
-    for edge, (by_head, direct) in zip(circuit.edges, parts, strict=True):
-        target = circuit.nodes[edge.target]
-        reach = target.influence if target.kind != "target" else 1.0
-        scale = reach / (incoming[edge.target] or 1.0)
-        sender = _component_of(circuit.nodes[edge.source])
-        receiver = _component_of(target)
-        for head, part in by_head.items():
-            scores[head] = scores.get(head, 0.0) + part * scale
-            edges[f"{sender}->{head}"] += part * scale
-            edges[f"{head}->{receiver}"] += part * scale
-        if direct > 0 and sender != receiver:
-            edges[f"{sender}->{receiver}"] += direct * scale
-        through_heads += sum(by_head.values()) * scale
-        total += (sum(by_head.values()) + direct) * scale
-    flow["attention"] = through_heads / total if total else 0.0
+    moved_pattern: dict[str, float] = defaultdict(float)
     for name, share in circuit.qk_paths.items():
+        edges[name] += share
+        moved_pattern[name.split("->")[1]] += share
+    flow["qk_paths"] = sum(abs(share) for share in circuit.qk_paths.values())
+
+    scores = {
+        c.name: abs(moved_pattern.get(c.name, 0.0)) for c in components(circuit.n_layers, n_heads)
+    }
+    for name, value in edges.items():
         sender = name.split("->")[0]
         if sender in scores:  # not EMBED
-            scores[sender] += abs(share)
-        edges[name] += abs(share)
-    flow["qk_paths"] = sum(abs(share) for share in circuit.qk_paths.values())
+            scores[sender] += abs(value)
+    # the moved patterns flow out along the heads' own edges (after scoring: a head's value
+    # paths and its moved pattern count separately, so that they cannot cancel in its score)
+    for head, moved in moved_pattern.items():
+        out = head_out.get(head, {})
+        carried = sum(out.values())
+        for receiver, weight in out.items():
+            edges[f"{head}->{receiver}"] += moved * weight / carried if carried else 0.0
     return ComponentView(
         task=circuit.task,
         model=circuit.model,
         n_layers=circuit.n_layers,
         n_heads=n_heads,
         scores=scores,
-        edges=dict(edges),
+        edges={name: abs(value) for name, value in edges.items()},
         flow=flow,
     )
 
 
-def _exposed_parts(circuit: Circuit, edge: CircuitEdge) -> tuple[dict[str, float], float]:
-    """The part of an edge exposed to the corruption, through each head and directly.
-
-    The residual-stream part changes only as much as its source does. The part through a head
-    also changes when the head's attention does, which happens wherever the target itself
-    changes (attention is frozen in the graph, not in the model: a name mover moves an
-    unchanged name, but attends elsewhere once the subject is corrupted)."""
-    source, target = circuit.nodes[edge.source], circuit.nodes[edge.target]
-    source_change = min(abs(source.change), 1.0)
-    head_exposure = 1.0 if target.kind == "target" or target.change != 0 else source_change
-    weight = abs(edge.weight)
-    # a head opposing the edge (negative share) matters as much as one carrying it
-    by_head = {head: weight * abs(share) * head_exposure for head, share in edge.heads}
-    carried = min(max(sum(share for _, share in edge.heads), 0.0), 1.0)
-    return by_head, weight * (1 - carried) * source_change
+def _value_paths(
+    circuit: Circuit,
+) -> tuple[defaultdict[str, float], dict[str, dict[str, float]], float]:
+    """Signed component edges from the circuit edges' effects (shares of the gap); per head,
+    the |weight| it carries into each receiver on the clean prompt; and the share of the circuit
+    edges' |effect| that runs through heads."""
+    gap = circuit.gap or 1.0  # circuits saved before the gap was recorded: metric units
+    edges: defaultdict[str, float] = defaultdict(float)
+    head_out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    through_heads = total = 0.0
+    for edge in circuit.edges:
+        sender = _component_of(circuit.nodes[edge.source])
+        receiver = _component_of(circuit.nodes[edge.target])
+        effect = edge.effect / gap
+        for head, head_effect in edge.head_effects.items():
+            edges[f"{sender}->{head}"] += head_effect / gap
+            edges[f"{head}->{receiver}"] += head_effect / gap
+        for head, share in edge.heads:
+            head_out[head][receiver] += abs(share * edge.weight)
+        carried = min(max(sum(share for _, share in edge.heads), 0.0), 1.0)
+        if sender != receiver:
+            edges[f"{sender}->{receiver}"] += (1 - carried) * effect
+        through_heads += carried * abs(effect)
+        total += abs(effect)
+    return edges, head_out, through_heads / total if total else 0.0

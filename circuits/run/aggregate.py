@@ -138,28 +138,37 @@ def corruption_changes(
     records: list[tuple[Any, Any]],
 ) -> list[float]:
     """How much each node changes from the clean to the corrupted prompt, relative to its clean
-    value, averaged over the prompts where it is present: a feature's `(a - a') / a`, an error
-    node's `|e - e'| / |e|`, a token's 1 if it differs and 0 if not (targets: 1). Nodes left of
-    the first corrupted token do not change at all, whatever their weight on the clean prompt."""
+    value (`node_change`), averaged over the prompts where it is present (targets: 1)."""
     out = []
     where = [{name: pos for pos, name in enumerate(prompt_names)} for prompt_names in names]
-    for kind, layer, feature, role in keys:
+    for key in keys:
         values = []
-        for at, (clean_ids, corrupt_ids), (clean, corrupt) in zip(
-            where, tokens, records, strict=True
-        ):
-            pos = at.get(role)
-            if kind == "target" or pos is None:
-                continue
-            if kind == "token":
-                values.append(float(clean_ids[pos] != corrupt_ids[pos]))
-            elif kind == "error":
-                e, e2 = clean.errors[layer][pos], corrupt.errors[layer][pos]
-                norm = float(e.norm())
-                values.append(float((e - e2).norm()) / norm if norm > 0 else 0.0)
-            else:
-                a = float(clean.features[layer][pos, feature])
-                if a != 0:
-                    values.append((a - float(corrupt.features[layer][pos, feature])) / a)
+        for at, ids, record in zip(where, tokens, records, strict=True):
+            pos = at.get(key[3])
+            if key[0] != "target" and pos is not None:
+                value = node_change(key, pos, ids, record)
+                if value is not None:
+                    values.append(value)
         out.append(sum(values) / len(values) if values else 1.0)
     return out
+
+
+def node_change(
+    key: Key, pos: int, tokens: tuple[list[int], list[int]], records: tuple[Any, Any]
+) -> float | None:
+    """How much one prompt's node at `pos` changes on its corrupted prompt, relative to its clean
+    value: a feature's `(a - a') / a` (None where it is not active), an error node's
+    `|e - e'| / |e|`, a token's 1 if it differs and 0 if not, a target's 1. Nodes left of the
+    first corrupted token do not change at all, whatever their weight on the clean prompt."""
+    kind, layer, feature, _ = key
+    clean, corrupt = records
+    if kind == "target":
+        return 1.0
+    if kind == "token":
+        return float(tokens[0][pos] != tokens[1][pos])
+    if kind == "error":
+        e, e2 = clean.errors[layer][pos], corrupt.errors[layer][pos]
+        norm = float(e.norm())
+        return float((e - e2).norm()) / norm if norm > 0 else 0.0
+    a = float(clean.features[layer][pos, feature])
+    return (a - float(corrupt.features[layer][pos, feature])) / a if a != 0 else None

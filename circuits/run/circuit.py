@@ -27,6 +27,9 @@ class CircuitNode:
     """Mean over prompts: feature activation, token count, or the target's value."""
     influence: float = 0.0
     """Mean total influence on the target (share of the target's input that flows through it)."""
+    effect: float = 0.0
+    """Mean effect on the metric of resampling this node alone from the corrupted prompt (metric
+    units; positive where the node supports the metric)."""
     change: float = 1.0
     """Mean change from the clean to the corrupted prompt relative to the clean value (1: gone
     or different, 0: the same, as for everything left of the first corrupted token)."""
@@ -47,6 +50,13 @@ class CircuitEdge:
     """Attention heads that carried the edge, e.g. [("L1H3", 0.82), ("L1H1", -0.2)]: share of
     the edge's weight through each head, negative for a head that opposes it; largest in
     magnitude first (only heads carrying >= 10% either way)."""
+    effect: float = 0.0
+    """Mean first-order change of the metric when the corruption changes the edge's source,
+    attention frozen: weight x the source's relative change x the target's effect per unit of
+    input (metric units; positive where the edge supports the metric)."""
+    head_effects: dict[str, float] = field(default_factory=dict)
+    """The part of `effect` carried through each head of `heads`, from each prompt's own parts
+    (metric units)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +73,8 @@ class Circuit:
     n_prompts: int
     example_tokens: list[str] = field(default_factory=list)
     """The first prompt's tokens, for display."""
+    gap: float = 0.0
+    """The metric on the clean prompts minus on the corrupted ones, transcoders spliced in."""
     qk_paths: dict[str, float] = field(default_factory=dict)
     """`"SENDER->LxHy"` -> share of the metric's gap that the sender moves through that head's
     attention pattern, which the graph holds frozen (see `circuits.components.qk_paths`)."""

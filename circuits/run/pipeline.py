@@ -16,6 +16,7 @@ from tqdm import tqdm
 from circuits.attribution.attribute import AttributionConfig, attribute
 from circuits.attribution.graph import Graph
 from circuits.attribution.heads import resolve_heads
+from circuits.attribution.influence import total_effects
 from circuits.attribution.recursive import RecursiveConfig, attribute_recursive
 from circuits.attribution.replacement import ReplacementModel
 from circuits.components.qk_paths import qk_path_scores
@@ -23,6 +24,7 @@ from circuits.run.aggregate import (
     MergedGraph,
     corruption_changes,
     merge_graphs,
+    node_change,
     node_keys,
     role_names,
 )
@@ -135,23 +137,41 @@ def validate(
     }, curve
 
 
-def merged_heads(
+@dataclass
+class CircuitEdgeParts:
+    """Per kept merged edge, means over the prompts (an edge absent from a prompt counts 0)."""
+
+    heads: dict[int, torch.Tensor]
+    """The part of its weight carried through each head [n_layers, n_heads]."""
+    effects: dict[int, float]
+    """Its effect on the metric when the corruption changes its source, attention frozen:
+    weight x the source's relative change x the target's effect per unit of pre-activation."""
+    head_effects: dict[int, torch.Tensor]
+    """The part of that effect carried through each head [n_layers, n_heads] (per prompt, not
+    the mean share times the mean effect: parts that cancel over prompts would blow that up)."""
+
+
+def resolve_circuit_edges(
     model: ReplacementModel,
     graphs: list[Graph],
     names: list[list[str]],
     merged: MergedGraph,
     edge_mask: torch.Tensor,
-) -> dict[int, torch.Tensor]:
-    """For each kept merged edge, the mean part of its weight carried through each head
-    [n_layers, n_heads], from the prompts' head-resolved edges."""
+    prompt_set: Any,
+    records: list[tuple[NodeRecord, NodeRecord]],
+) -> "CircuitEdgeParts":
+    """Each kept merged edge's weight and effect on the metric, split by the heads that carry it
+    (means over the prompts; see `CircuitEdgeParts`)."""
     kept = edge_mask.nonzero().squeeze(1)
     key_id = {k: i for i, k in enumerate(merged.keys)}
     pair_to_edge = {(int(merged.rows[e]), int(merged.cols[e])): int(e) for e in kept.tolist()}
-    totals: dict[int, torch.Tensor] = {}
-    for graph, prompt_names in tqdm(
-        list(zip(graphs, names, strict=True)), desc="attention heads", unit="prompt", leave=False
+    parts = CircuitEdgeParts({}, {}, {})
+    prompts = list(zip(graphs, names, prompt_set.prompts, records, strict=True))
+    for graph, prompt_names, prompt, record in tqdm(
+        prompts, desc="attention heads", unit="prompt", leave=False
     ):
-        ids = torch.tensor([key_id.get(k, -1) for k in node_keys(graph, prompt_names)])
+        keys = node_keys(graph, prompt_names)
+        ids = torch.tensor([key_id.get(k, -1) for k in keys])
         rows, cols = ids[graph.edge_rows].tolist(), ids[graph.edge_cols].tolist()
         local, merged_of = [], []
         for i, (r, c) in enumerate(zip(rows, cols, strict=True)):
@@ -162,9 +182,20 @@ def merged_heads(
         if not local:
             continue
         shares = resolve_heads(model, graph, torch.tensor(local))
-        for edge, share in zip(merged_of, shares, strict=True):
-            totals[edge] = totals.get(edge, 0) + share / len(graphs)
-    return totals
+        _, per_unit = total_effects(graph)
+        at = {name: pos for pos, name in enumerate(prompt_names)}
+        tokens = (prompt.tokens, prompt.corrupt_tokens)
+        n = len(graphs)
+        for i, edge, share in zip(local, merged_of, shares, strict=True):
+            source = keys[int(graph.edge_cols[i])]
+            change = node_change(source, at[source[3]], tokens, record) or 0.0
+            # the metric's move per unit of the edge's weight when its source changes
+            scale = change * float(per_unit[graph.edge_rows[i]])
+            parts.heads[edge] = parts.heads.get(edge, 0) + share / n
+            parts.head_effects[edge] = parts.head_effects.get(edge, 0) + share * scale / n
+            effect = float(graph.edge_weights[i]) * scale / n
+            parts.effects[edge] = parts.effects.get(edge, 0.0) + effect
+    return parts
 
 
 def build_circuit(
@@ -172,10 +203,10 @@ def build_circuit(
     model_spec: str,
     model: ReplacementModel,
     merged: MergedGraph,
-    weight: torch.Tensor,
+    ranking: Ranking,
     circuit_mask: torch.Tensor,
     edge_mask: torch.Tensor,
-    heads: dict[int, torch.Tensor],
+    parts: CircuitEdgeParts,
     roles: list[str],
     example: list[str],
     labels: dict[tuple[int, int], str],
@@ -186,7 +217,7 @@ def build_circuit(
 ) -> Circuit:
     kept = circuit_mask.nonzero().squeeze(1).tolist()
     position = {old: new for new, old in enumerate(kept)}
-    total = float(weight[kept].sum()) or 1.0
+    total = float(ranking.weight[kept].sum()) or 1.0
     nodes = []
     for i in kept:
         kind, layer, feature, role = merged.keys[i]
@@ -207,7 +238,8 @@ def build_circuit(
                 feature=feature,
                 label=label,
                 activation=float(merged.activations[i]),
-                influence=float(weight[i]) / total,
+                influence=float(ranking.weight[i]) / total,
+                effect=float(ranking.effect[i]),
                 change=changes[i],
             )
         )
@@ -217,17 +249,25 @@ def build_circuit(
         if r not in position or c not in position:
             continue
         edge_weight = float(merged.weights[e])
-        named = []
-        if e in heads and abs(edge_weight) > 0:
-            share = heads[e] / edge_weight  # [n_layers, n_heads]
+        named, head_effects = [], {}
+        if e in parts.heads and abs(edge_weight) > 0:
+            share = parts.heads[e] / edge_weight  # [n_layers, n_heads]
             for (layer, head), value in zip(
                 share.nonzero().tolist(), share[share != 0].tolist(), strict=True
             ):
                 if abs(value) >= config.head_share:
                     named.append((f"L{layer}H{head}", round(value, 3)))
+                    head_effects[f"L{layer}H{head}"] = float(parts.head_effects[e][layer, head])
             named.sort(key=lambda h: -abs(h[1]))
         edges.append(
-            CircuitEdge(source=position[c], target=position[r], weight=edge_weight, heads=named)
+            CircuitEdge(
+                source=position[c],
+                target=position[r],
+                weight=edge_weight,
+                heads=named,
+                effect=parts.effects.get(e, 0.0),
+                head_effects=head_effects,
+            )
         )
     used = {node.role for node in nodes}
     return Circuit(
@@ -323,11 +363,12 @@ def node_changes(
     return dict(zip(kept, changes, strict=True))
 
 
-def spliced_metric(model: ReplacementModel, prompt_set: Any) -> float:
-    """The task metric with every MLP replaced by its transcoder, averaged over the prompts."""
+def spliced_metric(model: ReplacementModel, prompt_set: Any, *, corrupt: bool = False) -> float:
+    """The task metric with every MLP replaced by its transcoder, averaged over the prompts (or
+    over their corrupted prompts)."""
     values = []
     for p in prompt_set.prompts:
-        tokens = torch.tensor(p.tokens)[None]
+        tokens = torch.tensor(p.corrupt_tokens if corrupt else p.tokens)[None]
         logits = spliced_logits(model.bridge, model.transcoders, tokens)[0]
         values.append(float(prompt_set.metric_value(logits[p.position], p)))
     return sum(values) / len(values)
@@ -357,13 +398,7 @@ def run_task(
     used[merged.rows[edge_mask]] = True
     used[merged.cols[edge_mask]] = True
     circuit_mask &= used | torch.tensor([k[0] != "token" for k in merged.keys])
-    heads = merged_heads(
-        model,
-        graphs,
-        names,
-        merged,
-        edge_mask,
-    )
+    parts = resolve_circuit_edges(model, graphs, names, merged, edge_mask, prompt_set, records)
     tokenizer = model.bridge.tokenizer
     example = [tokenizer.decode([t]) for t in prompt_set.prompts[0].tokens]
     circuit = build_circuit(
@@ -371,10 +406,10 @@ def run_task(
         model_spec,
         model,
         merged,
-        ranking.weight,
+        ranking,
         circuit_mask,
         edge_mask,
-        heads,
+        parts,
         ordered_roles(names),
         example,
         feature_names(merged, circuit_mask, labels),
@@ -387,6 +422,8 @@ def run_task(
     validation, curve = validate(
         model, prompt_set, records, merged, ranking, circuit_mask, names, config
     )
+    clean_metric = spliced_metric(model, prompt_set)
+    circuit = replace(circuit, gap=clean_metric - spliced_metric(model, prompt_set, corrupt=True))
     mean_active = sum(g.index.n_features for g in graphs) / len(graphs)
     summary = {
         "task": spec.name,
@@ -402,7 +439,7 @@ def run_task(
         "circuit_edges": len(circuit.edges),
         "replacement_score": merged.pruning.replacement_score,
         "completeness_score": merged.pruning.completeness_score,
-        "metric_spliced": spliced_metric(model, prompt_set),
+        "metric_spliced": clean_metric,
         **{f"validation.{k}": v for k, v in validation.items()},
         "seconds": time.perf_counter() - start,
     }

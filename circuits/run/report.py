@@ -89,13 +89,14 @@ def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[i
         "",
         "## Top features",
         "",
-        "| node | role | share of circuit score | mean activation | description |",
-        "|---|---|---|---|---|",
+        "| node | role | share of circuit score | effect on the metric | mean activation | "
+        "description |",
+        "|---|---|---|---|---|---|",
     ]
     features = sorted((n for n in circuit.nodes if n.kind == "feature"), key=lambda n: -n.influence)
     lines += [
-        f"| L{n.layer} #{n.feature} | {n.role} | {n.influence:.3f} | {n.activation:.2f} | "
-        f"{n.label} |"
+        f"| L{n.layer} #{n.feature} | {n.role} | {n.influence:.3f} | {n.effect:+.3f} | "
+        f"{n.activation:.2f} | {n.label} |"
         for n in features[:15]
     ]
     heads = top_heads(circuit)

@@ -54,13 +54,19 @@ def resample_scores(
 
 @dataclass(frozen=True)
 class Ranking:
-    """The order in which feature and error nodes join a circuit, and their weights (effects on
-    the metric, in metric units)."""
+    """The order in which feature and error nodes join a circuit, and their effects on the
+    metric (metric units)."""
 
     order: list[int]
     """Merged node indices, strongest first."""
-    weight: torch.Tensor
-    """|effect| of each merged node (0 for tokens and the target)."""
+    effect: torch.Tensor
+    """Signed effect of resampling each merged node alone: positive where the node supports the
+    metric (0 for tokens and the target)."""
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """|effect|: what nodes are ranked and selected by."""
+        return self.effect.abs()
 
 
 def feature_cap(graphs: list[Graph], config: RunConfig) -> int:
@@ -80,17 +86,16 @@ def rank_nodes(
     """Feature and error nodes by first-order score; the strongest `refine * cap` of them then
     re-ranked, ahead of the rest, by the effect on the metric of resampling each one alone on
     the real model (one batched forward pass per prompt)."""
-    weight = merged.scores.abs().clone()
+    effect = merged.scores.clone()
     kinds = [k[0] for k in merged.keys]
     middle = [i for i, k in enumerate(kinds) if k in ("feature", "error")]
-    order = sorted(middle, key=lambda i: -float(weight[i]))
+    order = sorted(middle, key=lambda i: -abs(float(effect[i])))
     candidates = order[: config.refine * cap]
     if not candidates:
-        return Ranking(order, weight)
-    effects = single_node_effects(model, prompt_set, records, merged, candidates, names)
-    weight[candidates] = effects.abs()
-    refined = sorted(candidates, key=lambda i: -float(weight[i]))
-    return Ranking(refined + order[len(candidates) :], weight)
+        return Ranking(order, effect)
+    effect[candidates] = single_node_effects(model, prompt_set, records, merged, candidates, names)
+    refined = sorted(candidates, key=lambda i: -abs(float(effect[i])))
+    return Ranking(refined + order[len(candidates) :], effect)
 
 
 def single_node_effects(

@@ -64,3 +64,26 @@ def test_a_second_run_replaces_the_first(run_dir) -> None:
     assert main(["run", "tasks/greater_than.toml", "--count", "2", "--out", str(run_dir)]) == 0
     assert json.loads((run_dir / "summary.json").read_text())["n_prompts"] == 2
     assert (run_dir / "summary.json").stat().st_mtime_ns != before
+
+
+def test_circuit_records_signed_effects_of_the_corruption(run_dir) -> None:
+    from circuits.run.circuit import Circuit
+
+    circuit = Circuit.from_json(json.loads((run_dir / "circuit.json").read_text()))
+    assert circuit.gap > 0  # the clean prompts favour the task's answer more than the corrupted
+    middle = [n for n in circuit.nodes if n.kind in ("feature", "error")]
+    total = sum(abs(n.effect) for n in middle)
+    for node in middle:
+        assert node.influence == pytest.approx(abs(node.effect) / total)
+    # into the metric (one unit of metric per unit of input), a token edge moves the metric by
+    # its weight where the corruption replaces the token, and not at all where it does not
+    tokens_in = [
+        e
+        for e in circuit.edges
+        if circuit.nodes[e.source].kind == "token" and circuit.nodes[e.target].kind == "target"
+    ]
+    assert tokens_in
+    for edge in tokens_in:
+        change = circuit.nodes[edge.source].change
+        assert change in (0.0, 1.0)
+        assert edge.effect == pytest.approx(edge.weight * change, abs=1e-9)

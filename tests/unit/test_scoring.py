@@ -43,51 +43,112 @@ def test_component_names_and_edges():
     assert len(component_edges(2, 1)) == 5 + 4 + 3 + 2 + 1
 
 
-def test_component_view_spreads_edge_influence_over_heads():
+def _view_circuit(**kw) -> Circuit:
     nodes = [
         CircuitNode(kind="token", layer=-1, role="IO"),
-        CircuitNode(kind="feature", layer=0, role="IO", feature=3, influence=0.6),
-        CircuitNode(kind="error", layer=1, role="END", influence=0.4),
+        CircuitNode(kind="feature", layer=0, role="IO", feature=3, influence=0.5),
+        CircuitNode(kind="feature", layer=0, role="S2", feature=5, influence=0.2),
+        CircuitNode(kind="error", layer=1, role="END", influence=0.3),
         CircuitNode(kind="target", layer=2, role="END"),
     ]
     edges = [
-        # into the target: weights 3 and 1, so 0.75 and 0.25 of its influence (1.0)
-        CircuitEdge(source=1, target=3, weight=3.0, heads=[("L1H0", 0.8)]),
-        CircuitEdge(source=2, target=3, weight=-1.0),
-        # into the feature (influence 0.6): the only edge, all through L0H1
-        CircuitEdge(source=0, target=1, weight=2.0, heads=[("L0H1", 1.0)]),
+        # effect 1 of a gap of 2, 80% through L1H0: 0.4 each way, 0.1 along the residual stream
+        CircuitEdge(
+            source=1,
+            target=4,
+            weight=3.0,
+            heads=[("L1H0", 0.8)],
+            effect=1.0,
+            head_effects={"L1H0": 0.8},
+        ),
+        # the same component edges, opposite sign: MLP0 -> L1H0 nets 0.4 - 0.2. The head's own
+        # effect counts, not its weight share times the edge's effect (their means over prompts
+        # where the weights cancel: the share says 5)
+        CircuitEdge(
+            source=2,
+            target=4,
+            weight=0.1,
+            heads=[("L1H0", 5.0)],
+            effect=-0.1,
+            head_effects={"L1H0": -0.4},
+        ),
+        CircuitEdge(source=3, target=4, weight=-1.0, effect=-0.5),
+        CircuitEdge(
+            source=0,
+            target=1,
+            weight=2.0,
+            heads=[("L0H1", 1.0)],
+            effect=0.6,
+            head_effects={"L0H1": 0.6},
+        ),
     ]
-    circuit = Circuit(
-        task="t", model="m", metric="x", n_layers=2, roles=["IO", "END"], nodes=nodes,
-        edges=edges, n_prompts=1,
+    return Circuit(
+        task="t", model="m", metric="x", n_layers=2, roles=["IO", "S2", "END"], nodes=nodes,
+        edges=edges, n_prompts=1, gap=2.0, **kw,
     )  # fmt: skip
-    view = component_view(circuit, n_heads=2)
-    assert view.scores["MLP0"] == pytest.approx(0.6)
-    assert view.scores["MLP1"] == pytest.approx(0.4)
-    assert view.scores["L1H0"] == pytest.approx(0.75 * 0.8)
-    assert view.scores["L0H1"] == pytest.approx(0.6)
-    assert view.scores["L0H0"] == view.scores["L1H1"] == 0.0
-    assert view.edges["MLP0->L1H0"] == pytest.approx(0.6)
-    assert view.edges["L1H0->LOGITS"] == pytest.approx(0.6)
-    assert view.edges["MLP0->LOGITS"] == pytest.approx(0.75 * 0.2)
+
+
+def test_component_view_sums_signed_edge_effects_and_scores_nodes_by_edges_out():
+    view = component_view(_view_circuit(), n_heads=2)
+    assert view.edges["MLP0->L1H0"] == pytest.approx(0.2)
+    assert view.edges["L1H0->LOGITS"] == pytest.approx(0.2)
+    assert view.edges["MLP0->LOGITS"] == pytest.approx(0.1)
     assert view.edges["MLP1->LOGITS"] == pytest.approx(0.25)
-    assert view.edges["EMBED->L0H1"] == pytest.approx(0.6)
-    assert view.flow["attention"] == pytest.approx((0.6 + 0.6) / (0.75 + 0.25 + 0.6))
+    assert view.edges["EMBED->L0H1"] == view.edges["L0H1->MLP0"] == pytest.approx(0.3)
+    assert view.scores["MLP0"] == pytest.approx(0.2 + 0.1)
+    assert view.scores["L1H0"] == pytest.approx(0.2)
+    assert view.scores["MLP1"] == pytest.approx(0.25)
+    assert view.scores["L0H1"] == pytest.approx(0.3)
+    assert view.scores["L0H0"] == view.scores["L1H1"] == 0.0
+    # through heads (by weight share, at most all): 0.8 of 0.5, all of 0.05 and of 0.3
+    assert view.flow["attention"] == pytest.approx((0.4 + 0.05 + 0.3) / (0.5 + 0.05 + 0.25 + 0.3))
     assert view.flow["qk_paths"] == 0.0
 
-    # paths through attention patterns count for their senders, whatever their sign
-    moved = replace(circuit, qk_paths={"L0H0->L1H0": -0.3, "EMBED->L1H1": 0.1})
-    view_qk = component_view(moved, n_heads=2)
-    assert view_qk.scores["L0H0"] == pytest.approx(0.3)
-    assert view_qk.scores["L1H1"] == 0.0  # a receiver's score is its own outputs'
-    assert view_qk.edges["L0H0->L1H0"] == pytest.approx(0.3)
-    assert view_qk.edges["EMBED->L1H1"] == pytest.approx(0.1)
-    assert view_qk.edges["EMBED->L0H1"] == pytest.approx(0.6)
-    assert view_qk.flow["qk_paths"] == pytest.approx(0.4)
-    # circuits saved before QK paths were measured load with none
-    old = {k: v for k, v in moved.to_json().items() if k != "qk_paths"}
-    assert Circuit.from_json(old).qk_paths == {}
-    assert Circuit.from_json(moved.to_json()) == moved
+
+def test_component_view_adds_qk_paths_to_senders_and_to_the_heads_they_move():
+    qk = {"L0H0->L1H0": -0.3, "EMBED->L1H1": 0.1, "MLP0->L1H0": 0.2}
+    view = component_view(_view_circuit(qk_paths=qk), n_heads=2)
+    assert view.edges["L0H0->L1H0"] == pytest.approx(0.3)
+    assert view.edges["EMBED->L1H1"] == pytest.approx(0.1)
+    assert view.edges["MLP0->L1H0"] == pytest.approx(0.2 + 0.2)  # value path and QK path
+    assert view.scores["L0H0"] == pytest.approx(0.3)
+    # a moved head's own output changes by what its QK paths in add up to (-0.3 + 0.2), a term
+    # of its score beside its value paths (0.2)...
+    assert view.scores["L1H0"] == pytest.approx(0.2 + 0.1)
+    assert view.scores["L1H1"] == pytest.approx(0.1)
+    assert view.scores["MLP0"] == pytest.approx(0.4 + 0.1)
+    assert view.flow["qk_paths"] == pytest.approx(0.6)
+    # ... and flows out along its edges (all of L1H0's weight goes to the logits)
+    assert view.edges["L1H0->LOGITS"] == pytest.approx(0.2 - 0.1)
+    assert not [e for e in view.edges if e.startswith("L1H1->")]  # L1H1 carries no edge
+
+
+def test_a_moved_pattern_splits_over_receivers_by_the_weight_the_head_carries():
+    base = _view_circuit()
+    # L0H1 also carries weight 6 (3 times its weight into MLP0) from the token to the error node
+    extra = CircuitEdge(source=0, target=3, weight=6.0, heads=[("L0H1", 1.0)])
+    circuit = replace(base, edges=[*base.edges, extra], qk_paths={"EMBED->L0H1": 0.4})
+    view = component_view(circuit, n_heads=2)
+    assert view.edges["L0H1->MLP0"] == pytest.approx(0.3 + 0.1)
+    assert view.edges["L0H1->MLP1"] == pytest.approx(0.3)
+    assert view.scores["L0H1"] == pytest.approx(0.3 + 0.4)
+
+
+def test_circuits_saved_before_effects_load_and_score_in_metric_units():
+    circuit = _view_circuit(qk_paths={"L0H0->L1H0": -0.3})
+    old = circuit.to_json()
+    for key in ("qk_paths", "gap"):
+        del old[key]
+    for edge in old["edges"]:
+        del edge["effect"], edge["head_effects"]
+    loaded = Circuit.from_json(old)
+    assert loaded.qk_paths == {} and loaded.gap == 0.0
+    assert all(e.effect == 0.0 and e.head_effects == {} for e in loaded.edges)
+    assert Circuit.from_json(circuit.to_json()) == circuit
+    # no gap recorded: edge effects are read in metric units
+    assert component_view(replace(circuit, gap=0.0), n_heads=2).edges[
+        "MLP1->LOGITS"
+    ] == pytest.approx(0.5)
 
 
 def test_published_circuits_from_the_task_files():
@@ -113,31 +174,3 @@ def test_component_faithfulness_bounds():
     assert everything == pytest.approx(1.0, abs=1e-6)
     assert nothing == pytest.approx(0.0, abs=1e-6)
     assert abs(some) > 1e-3
-
-
-def test_component_view_counts_what_the_corruption_can_change():
-    nodes = [
-        CircuitNode(kind="token", layer=-1, role="IO", change=0.0),
-        CircuitNode(kind="token", layer=-1, role="S2", change=1.0),
-        CircuitNode(kind="feature", layer=1, role="IO+1", feature=0, influence=0.5, change=0.0),
-        CircuitNode(kind="target", layer=2, role="END"),
-    ]
-    edges = [
-        # an unchanged token into an unchanged feature: nothing there can change
-        CircuitEdge(source=0, target=2, weight=5.0, heads=[("L0H0", 1.0)]),
-        # a changed token into the metric through L0H1
-        CircuitEdge(source=1, target=3, weight=1.0, heads=[("L0H1", 1.0)]),
-        # an unchanged token into the metric through L1H1, whose attention can change
-        CircuitEdge(source=0, target=3, weight=3.0, heads=[("L1H1", 1.0)]),
-        # an unchanged token into the metric along the residual stream: cannot change
-        CircuitEdge(source=0, target=3, weight=7.0),
-    ]
-    circuit = Circuit(
-        task="t", model="m", metric="x", n_layers=2, roles=["IO", "S2", "END"], nodes=nodes,
-        edges=edges, n_prompts=1,
-    )  # fmt: skip
-    view = component_view(circuit, n_heads=2)
-    assert view.scores["L0H0"] == 0.0
-    assert view.scores["L0H1"] == pytest.approx(0.25)
-    assert view.scores["L1H1"] == pytest.approx(0.75)
-    assert "EMBED->LOGITS" not in view.edges
