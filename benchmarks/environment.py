@@ -34,9 +34,13 @@ def machine() -> dict[str, Any]:
 
 
 def commit() -> str:
+    """The checked-out commit, `-dirty` when the working tree has uncommitted changes."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "describe", "--always", "--dirty", "--abbrev=7"],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):

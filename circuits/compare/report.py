@@ -161,10 +161,10 @@ def render_report(comparison: Comparison) -> str:
         "",
         "## Components that carry the effect",
         "",
-        "Scores are shares of the metric's clean-corrupt gap: the sum of |what a component's "
-        "outgoing edges move| (an MLP's through its features and error nodes, a head's through "
-        "the part of each circuit edge it carried), plus for a head what its moved attention "
-        "pattern moves. Paths overlap, so a column does not sum to 1.",
+        "Scores are shares of the metric's clean-corrupt gap: an MLP moves what its features "
+        "and error nodes move (each resampled alone, summed with signs); a head, the sum of "
+        "|what its outgoing edges move| (the part of each circuit edge it carried) and |what "
+        "its moved attention pattern moves|. Paths overlap, so a column does not sum to 1.",
         "",
         *components_table(c),
         "",

@@ -1,30 +1,36 @@
 """A transcoder circuit seen as components: how much of the metric's gap each head and MLP moves.
 
-Every circuit edge knows how much the metric moves when the corruption changes the edge's source,
-attention frozen (`CircuitEdge.effect`), and how much of that each head carries
+An MLP layer moves what its circuit nodes (features and error nodes) move, each resampled alone
+from the corrupted prompt on the real model (`CircuitNode.effect`), summed with their signs: a
+layer whose features push both ways moves little, however much influence they carry.
+
+A head has no node of its own; it is seen through the circuit edges it carries. Every circuit
+edge knows how much the metric moves when the corruption changes the edge's source, attention
+frozen (`CircuitEdge.effect`), and how much of that each head carries
 (`CircuitEdge.head_effects`). Component edges sum those effects, signed, as shares of the
 clean-corrupt gap: an edge from a layer-2 feature to the metric whose effect is carried 70% by
 L3H1 gives MLP2 -> L3H1 and L3H1 -> LOGITS 70% of its effect each, and MLP2 -> LOGITS what the
-heads' weight shares leave on the residual stream. A component's score is the sum of |its
-outgoing component edges|, the way EAP scores nodes: a head whose effects on different receivers
-cancel still counts as used.
+heads' weight shares leave on the residual stream. A head's score is the sum of |its outgoing
+component edges|, the way EAP scores nodes: a head whose effects on different receivers cancel
+still counts as used.
 
 The graph holds attention patterns frozen, so a component that acts by moving a later head's
 attention (an S-inhibition head feeding a name mover's query) has no edge in it, and neither does
 the change of that head's own output. The circuit's QK paths (`circuits.components.qk_paths`,
-measured on the real model) fill that gap: each is a component edge sender -> head of its own,
-and a head's QK paths in, summed, are what its moved pattern does to the metric. That is a term
-of the head's score beside its value paths, so that neither can hide the other (tiny's negative
-name mover L1H2 writes -0.03 of the IOI gap along its value paths, and its moved pattern +0.02),
-and it flows out along the head's component edges, split by the weight the head carries into
-each receiver (a name mover whose attention the corruption moves changes what it writes).
+measured on the real model) fill that gap: each is a component edge sender -> head of its own
+(an MLP's node effects already hold its QK paths), and a head's QK paths in, summed, are what its
+moved pattern does to the metric. That is a term of the head's score beside its value paths, so
+that neither can hide the other (tiny's negative name mover L1H2 writes -0.03 of the IOI gap
+along its value paths, and its moved pattern +0.02), and it flows out along the head's component
+edges, split by the weight the head carries into each receiver (a name mover whose attention
+the corruption moves changes what it writes).
 """
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from circuits.components.naming import EMBED, LOGITS, components
+from circuits.components.naming import EMBED, LOGITS, components, parse_component
 from circuits.run.circuit import Circuit, CircuitNode
 
 
@@ -37,8 +43,9 @@ class ComponentView:
     n_layers: int
     n_heads: int
     scores: dict[str, float]
-    """Component name -> sum of |its outgoing component edges|, plus |its moved pattern's
-    effect| for a head (every head and MLP of the model; 0 if unused)."""
+    """Component name -> share of the gap it moves: an MLP's nodes' effects summed with signs, in
+    magnitude; a head's |outgoing component edges| and |moved pattern| summed (every head and
+    MLP of the model; 0 if unused)."""
     edges: dict[str, float] = field(default_factory=dict)
     """`"SENDER->RECEIVER"` -> |share of the gap moved along that component edge|."""
     flow: dict[str, float] = field(default_factory=dict)
@@ -53,6 +60,10 @@ class ComponentView:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ComponentView":
         return cls(**data)
+
+
+def _carried_by_mlp(node: CircuitNode, layer: int) -> bool:
+    return node.kind in ("feature", "error") and node.layer == layer
 
 
 def _component_of(node: CircuitNode) -> str:
@@ -82,8 +93,11 @@ def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
     }
     for name, value in edges.items():
         sender = name.split("->")[0]
-        if sender in scores:  # not EMBED
+        if sender != EMBED and parse_component(sender).is_head:
             scores[sender] += abs(value)
+    for layer in range(circuit.n_layers):
+        moved = sum(n.effect for n in circuit.nodes if _carried_by_mlp(n, layer))
+        scores[f"MLP{layer}"] = abs(moved) / (circuit.gap or 1.0)
     # the moved patterns flow out along the heads' own edges (after scoring: a head's value
     # paths and its moved pattern count separately, so that they cannot cancel in its score)
     for head, moved in moved_pattern.items():

@@ -20,9 +20,9 @@ def make_circuit(task: str, model: str, n_layers: int) -> Circuit:
     last = n_layers - 1
     nodes = [
         CircuitNode(kind="token", layer=-1, role="IO", label=" Mary"),
-        CircuitNode(kind="feature", layer=0, role="S2", feature=3, influence=0.5),
-        CircuitNode(kind="feature", layer=last, role="END", feature=7, influence=0.3),
-        CircuitNode(kind="error", layer=last, role="END", influence=0.2),
+        CircuitNode(kind="feature", layer=0, role="S2", feature=3, influence=0.5, effect=1.5),
+        CircuitNode(kind="feature", layer=last, role="END", feature=7, influence=0.3, effect=0.9),
+        CircuitNode(kind="error", layer=last, role="END", influence=0.2, effect=0.6),
         CircuitNode(kind="target", layer=n_layers, role="END", label="logit_diff"),
     ]
     edges = [

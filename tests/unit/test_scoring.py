@@ -46,9 +46,9 @@ def test_component_names_and_edges():
 def _view_circuit(**kw) -> Circuit:
     nodes = [
         CircuitNode(kind="token", layer=-1, role="IO"),
-        CircuitNode(kind="feature", layer=0, role="IO", feature=3, influence=0.5),
-        CircuitNode(kind="feature", layer=0, role="S2", feature=5, influence=0.2),
-        CircuitNode(kind="error", layer=1, role="END", influence=0.3),
+        CircuitNode(kind="feature", layer=0, role="IO", feature=3, influence=0.5, effect=1.0),
+        CircuitNode(kind="feature", layer=0, role="S2", feature=5, influence=0.2, effect=-0.4),
+        CircuitNode(kind="error", layer=1, role="END", influence=0.3, effect=-0.6),
         CircuitNode(kind="target", layer=2, role="END"),
     ]
     edges = [
@@ -88,16 +88,16 @@ def _view_circuit(**kw) -> Circuit:
     )  # fmt: skip
 
 
-def test_component_view_sums_signed_edge_effects_and_scores_nodes_by_edges_out():
+def test_component_view_sums_signed_edge_effects_and_scores_heads_by_edges_out():
     view = component_view(_view_circuit(), n_heads=2)
     assert view.edges["MLP0->L1H0"] == pytest.approx(0.2)
     assert view.edges["L1H0->LOGITS"] == pytest.approx(0.2)
     assert view.edges["MLP0->LOGITS"] == pytest.approx(0.1)
     assert view.edges["MLP1->LOGITS"] == pytest.approx(0.25)
     assert view.edges["EMBED->L0H1"] == view.edges["L0H1->MLP0"] == pytest.approx(0.3)
-    assert view.scores["MLP0"] == pytest.approx(0.2 + 0.1)
     assert view.scores["L1H0"] == pytest.approx(0.2)
-    assert view.scores["MLP1"] == pytest.approx(0.25)
+    # an MLP moves what its nodes move, each resampled alone: (1.0 - 0.4) and -0.6 of a gap of 2
+    assert view.scores["MLP0"] == view.scores["MLP1"] == pytest.approx(0.3)
     assert view.scores["L0H1"] == pytest.approx(0.3)
     assert view.scores["L0H0"] == view.scores["L1H1"] == 0.0
     # through heads (by weight share, at most all): 0.8 of 0.5, all of 0.05 and of 0.3
@@ -116,7 +116,7 @@ def test_component_view_adds_qk_paths_to_senders_and_to_the_heads_they_move():
     # of its score beside its value paths (0.2)...
     assert view.scores["L1H0"] == pytest.approx(0.2 + 0.1)
     assert view.scores["L1H1"] == pytest.approx(0.1)
-    assert view.scores["MLP0"] == pytest.approx(0.4 + 0.1)
+    assert view.scores["MLP0"] == pytest.approx(0.3)  # its nodes' effects include QK paths
     assert view.flow["qk_paths"] == pytest.approx(0.6)
     # ... and flows out along its edges (all of L1H0's weight goes to the logits)
     assert view.edges["L1H0->LOGITS"] == pytest.approx(0.2 - 0.1)
