@@ -1,4 +1,5 @@
-"""Head-resolved edges: which attention heads carried each edge.
+"""Attention heads in the frozen model: which heads carried each edge, and what each head's
+own moved attention does.
 
 In the frozen model every path from a source to a target is linear, so the part of an edge that
 runs through head (layer, head) is `<g, dz>`: `g` the gradient of the target at that head's
@@ -6,8 +7,13 @@ output `z` (from a backward pass, batched over targets like the graph itself) an
 change of `z` when the source is removed (from a replay, batched over sources). A path through
 several heads counts for each of them; what no head carries stays on the residual stream (or a
 skip path), so for an edge between different positions the head shares say who moved it.
+
+The graph cannot say what a head's attention moving does (a name mover that looks elsewhere on
+the corrupted prompt): `moved_patterns` swaps each layer's corrupted-prompt pattern into the
+frozen model and reads the change of every head's output against the target's total gradient.
 """
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -16,6 +22,7 @@ from torch import Tensor
 
 from circuits.attribution.attribute import Injections, removal_scales
 from circuits.attribution.graph import Graph
+from circuits.attribution.influence import total_effects
 from circuits.attribution.replacement import Hook, ReplacementModel, Trace
 
 Z_HOOK = "blocks.{layer}.attn.o.hook_in"
@@ -100,3 +107,75 @@ def _head_changes(
 def _z_shape(model: ReplacementModel, trace: Trace) -> tuple[int, int, int]:
     cfg = model.bridge.cfg
     return trace.n_pos, cfg.n_heads, cfg.d_head
+
+
+PATTERN_HOOK = "blocks.{layer}.attn.hook_pattern"
+
+
+def moved_patterns(
+    model: ReplacementModel, graph: Graph, corrupt_tokens: Tensor
+) -> Float[Tensor, "n_layers n_heads"]:
+    """What each head's own attention moving does to the graph's (first) target: the target on
+    the recorded prompt minus the target with that layer's patterns taken from `corrupt_tokens`
+    (same length), everything else clean, in the frozen model with active features responding
+    linearly (to first order: `<g, dz>`, `dz` the change of the head's output, `g` the target's
+    total gradient there). Measured by running the corrupted prompt, not by a
+    gradient through the softmax, so saturated or hard attention (a compiled count) counts too."""
+    trace = model.trace(graph.index.tokens)
+    corrupt = model.trace(corrupt_tokens)
+    if corrupt.n_pos != trace.n_pos:
+        raise ValueError(
+            f"the corrupted prompt has {corrupt.n_pos} tokens and the clean one {trace.n_pos}: "
+            "patterns can only be swapped between prompts of the same length"
+        )
+    grads = _total_gradients_at_heads(model, trace, graph)
+    clean: list[Tensor] = []
+    with torch.no_grad():
+        model.replay(trace, extra_hooks=_z_hooks(model, clean, None))
+    out = torch.zeros(model.n_layers, model.bridge.cfg.n_heads, dtype=torch.float64)
+    for layer in range(model.n_layers):
+        name = PATTERN_HOOK.format(layer=layer)
+        swapped = replace(trace, frozen={**trace.frozen, name: corrupt.frozen[name]})
+        moved: list[Tensor] = []
+        with torch.no_grad():
+            model.replay(swapped, extra_hooks=_z_hooks(model, moved, None))
+        dz = moved[layer][0] - clean[layer][0]  # [n_pos, n_heads, d_head]
+        out[layer] = -(grads[layer] * dz).sum((0, 2)).double()
+    return out
+
+
+def _total_gradients_at_heads(
+    model: ReplacementModel, trace: Trace, graph: Graph
+) -> Float[Tensor, "n_layers n_pos n_heads d_head"]:
+    """The gradient of the graph's targets at every head's output through every path, features
+    included: the direct gradients of all rows, each weighted by its row's effect per unit
+    (`total_effects`), in one backward pass."""
+    _, per_unit = total_effects(graph)
+    index = graph.index
+    shape = _z_shape(model, trace)
+    probes = [
+        torch.zeros(1, *shape, dtype=model.dtype, requires_grad=True) for _ in range(model.n_layers)
+    ]
+    captured: list[Tensor] = []
+    with torch.enable_grad():
+        replay = model.replay(trace, extra_hooks=_z_hooks(model, captured, probes), lean=True)
+        injections = Injections(model, trace, graph.targets)
+        outputs = [*replay.mlp_in, replay.final]
+        cotangents = [torch.zeros_like(x) for x in outputs]
+        weight = per_unit[index.feature_start : index.target_start].to(model.dtype)
+        for layer in range(model.n_layers):
+            mine = injections.layer == layer
+            cotangents[layer][0].index_put_(
+                (injections.pos[mine],), weight[mine, None] * injections.enc[mine], accumulate=True
+            )
+        for t, pos in enumerate(injections.target_pos.tolist()):
+            unit = float(per_unit[index.target_start + t])
+            cotangents[-1][0, pos] += unit * injections.unembedded[t]
+        used = [i for i, x in enumerate(outputs) if x.requires_grad]  # reached by some head
+        grads = torch.autograd.grad(
+            [outputs[i] for i in used],
+            probes,
+            grad_outputs=[cotangents[i] for i in used],
+            allow_unused=True,
+        )
+    return torch.stack([torch.zeros(shape) if g is None else g[0] for g in grads])

@@ -16,14 +16,16 @@ still counts as used.
 
 The graph holds attention patterns frozen, so a component that acts by moving a later head's
 attention (an S-inhibition head feeding a name mover's query) has no edge in it, and neither does
-the change of that head's own output. The circuit's QK paths (`circuits.components.qk_paths`,
-measured on the real model) fill that gap: each is a component edge sender -> head of its own
-(an MLP's node effects already hold its QK paths), and a head's QK paths in, summed, are what its
-moved pattern does to the metric. That is a term of the head's score beside its value paths, so
-that neither can hide the other (tiny's negative name mover L1H2 writes -0.03 of the IOI gap
-along its value paths, and its moved pattern +0.02), and it flows out along the head's component
-edges, split by the weight the head carries into each receiver (a name mover whose attention
-the corruption moves changes what it writes).
+the change of that head's own output. Two measurements fill that gap. The circuit's QK paths
+(`circuits.components.qk_paths`, EAP-IG on the real model) say who moved a head: each is a
+component edge sender -> head of its own (an MLP's node effects already hold its QK paths). The
+circuit's moved patterns (`circuits.attribution.heads.moved_patterns`) say what the head's own
+moved attention does: its corrupted-prompt pattern swapped in, through the frozen linear model.
+That is a term of the head's score beside its value paths, so that neither can hide the other
+(tiny's negative name mover L1H2 writes against the IOI answer along its value paths, and its
+moved pattern pushes back), and it flows out along the head's component edges, split by the
+weight the head carries into each receiver (a name mover whose attention the corruption moves
+changes what it writes).
 """
 
 from collections import defaultdict
@@ -82,10 +84,10 @@ def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
             flow[node.kind] += node.influence
     edges, head_out, flow["attention"] = _value_paths(circuit)
 
-    moved_pattern: dict[str, float] = defaultdict(float)
     for name, share in circuit.qk_paths.items():
         edges[name] += share
-        moved_pattern[name.split("->")[1]] += share
+    gap = circuit.gap or 1.0
+    moved_pattern = {head: value / gap for head, value in circuit.moved_patterns.items()}
     flow["qk_paths"] = sum(abs(share) for share in circuit.qk_paths.values())
 
     scores = {

@@ -78,6 +78,9 @@ class Circuit:
     qk_paths: dict[str, float] = field(default_factory=dict)
     """`"SENDER->LxHy"` -> share of the metric's gap that the sender moves through that head's
     attention pattern, which the graph holds frozen (see `circuits.components.qk_paths`)."""
+    moved_patterns: dict[str, float] = field(default_factory=dict)
+    """`"LxHy"` -> the metric's move when that head's own attention takes the corrupted prompt's
+    pattern, everything else clean (metric units; see `circuits.attribution.heads`)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

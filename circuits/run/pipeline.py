@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from circuits.attribution.attribute import AttributionConfig, attribute
 from circuits.attribution.graph import Graph
-from circuits.attribution.heads import resolve_heads
+from circuits.attribution.heads import moved_patterns, resolve_heads
 from circuits.attribution.influence import total_effects
 from circuits.attribution.recursive import RecursiveConfig, attribute_recursive
 from circuits.attribution.replacement import ReplacementModel
@@ -363,6 +363,27 @@ def node_changes(
     return dict(zip(kept, changes, strict=True))
 
 
+def head_moved_patterns(
+    model: ReplacementModel, graphs: list[Graph], prompt_set: Any
+) -> dict[str, float]:
+    """Head name -> mean effect on the metric of its own attention taking the corrupted prompt's
+    pattern (`moved_patterns`), over the prompts."""
+    total = torch.zeros(model.n_layers, model.bridge.cfg.n_heads, dtype=torch.float64)
+    for graph, prompt in tqdm(
+        list(zip(graphs, prompt_set.prompts, strict=True)),
+        desc="moved patterns",
+        unit="prompt",
+        leave=False,
+    ):
+        total += moved_patterns(model, graph, torch.tensor(prompt.corrupt_tokens))
+    mean = total / len(graphs)
+    return {
+        f"L{layer}H{head}": float(mean[layer, head])
+        for layer in range(mean.shape[0])
+        for head in range(mean.shape[1])
+    }
+
+
 def spliced_metric(model: ReplacementModel, prompt_set: Any, *, corrupt: bool = False) -> float:
     """The task metric with every MLP replaced by its transcoder, averaged over the prompts (or
     over their corrupted prompts)."""
@@ -418,7 +439,11 @@ def run_task(
         len(graphs),
         node_changes(merged, circuit_mask, names, prompt_set, records),
     )
-    circuit = replace(circuit, qk_paths=qk_path_scores(model.bridge, prompt_set))
+    circuit = replace(
+        circuit,
+        qk_paths=qk_path_scores(model.bridge, prompt_set),
+        moved_patterns=head_moved_patterns(model, graphs, prompt_set),
+    )
     validation, curve = validate(
         model, prompt_set, records, merged, ranking, circuit_mask, names, config
     )

@@ -122,6 +122,20 @@ def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[i
             "|---|---|",
         ]
         lines += [f"| {name} | {share:+.3f} |" for name, share in qk]
+    gap = circuit.gap or 1.0
+    moved = sorted(circuit.moved_patterns.items(), key=lambda kv: -abs(kv[1]))[:8]
+    if moved and any(value != 0 for _, value in moved):
+        lines += [
+            "",
+            "## Heads whose own attention the corruption moves",
+            "",
+            "Each head's corrupted-prompt pattern swapped in, everything else clean, through the "
+            "frozen linear model: what that does to the metric, as a share of its gap.",
+            "",
+            "| head | share of gap |",
+            "|---|---|",
+        ]
+        lines += [f"| {name} | {value / gap:+.3f} |" for name, value in moved]
     return "\n".join(lines) + "\n"
 
 

@@ -71,6 +71,7 @@ def test_circuit_records_signed_effects_of_the_corruption(run_dir) -> None:
 
     circuit = Circuit.from_json(json.loads((run_dir / "circuit.json").read_text()))
     assert circuit.gap > 0  # the clean prompts favour the task's answer more than the corrupted
+    assert len(circuit.moved_patterns) == 2 * 4  # every head of the 2 x 4 shipped model
     middle = [n for n in circuit.nodes if n.kind in ("feature", "error")]
     total = sum(abs(n.effect) for n in middle)
     for node in middle:

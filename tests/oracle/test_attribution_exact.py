@@ -203,3 +203,35 @@ def test_head_shares_equal_the_edge_lost_when_the_head_is_pinned(root, architect
             pinned_edge = values[rows] - without[torch.arange(len(picked)), rows]
             expected = graph.edge_weights[picked] - pinned_edge
             torch.testing.assert_close(shares[:, layer, head], expected, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_moved_patterns_are_the_total_effect_of_each_heads_corrupted_pattern(root, architecture):
+    from dataclasses import replace
+
+    from circuits.attribution.heads import PATTERN_HOOK, moved_patterns
+    from circuits.attribution.influence import total_effects
+
+    bridge = random_bridge(architecture, root)
+    model, trace, targets, graph = _graph(bridge, random_transcoders("relu", skip=False))
+    index = graph.index
+    corrupt_tokens = torch.randint(1, D_VOCAB, (N_POS,), generator=torch.Generator().manual_seed(2))
+    moved = moved_patterns(model, graph, corrupt_tokens)
+    corrupt = model.trace(corrupt_tokens)
+    # the frozen replay (features at their recorded values) gives each row's direct change; the
+    # rows' effects per unit carry it on to the target, as every path in the graph does
+    _, per_unit = total_effects(graph)
+    rows = per_unit[index.feature_start :]
+    with torch.no_grad():
+        clean = model.replay(trace)
+        before = row_values(model, trace, targets, clean.mlp_in, clean.logits)[0]
+        for layer in range(index.n_layers):
+            name = PATTERN_HOOK.format(layer=layer)
+            for head in range(bridge.cfg.n_heads):
+                pattern = trace.frozen[name].clone()
+                pattern[:, head] = corrupt.frozen[name][:, head]
+                swapped = model.replay(replace(trace, frozen={**trace.frozen, name: pattern}))
+                after = row_values(model, trace, targets, swapped.mlp_in, swapped.logits)[0]
+                expected = ((before - after).double() * rows).sum()
+                torch.testing.assert_close(moved[layer, head], expected, rtol=1e-6, atol=1e-9)
+    assert moved.abs().sum() > 0

@@ -105,15 +105,15 @@ def test_component_view_sums_signed_edge_effects_and_scores_heads_by_edges_out()
     assert view.flow["qk_paths"] == 0.0
 
 
-def test_component_view_adds_qk_paths_to_senders_and_to_the_heads_they_move():
+def test_component_view_adds_qk_paths_to_senders_and_moved_patterns_to_their_heads():
     qk = {"L0H0->L1H0": -0.3, "EMBED->L1H1": 0.1, "MLP0->L1H0": 0.2}
-    view = component_view(_view_circuit(qk_paths=qk), n_heads=2)
+    moved = {"L1H0": -0.2, "L1H1": 0.2, "L0H0": 0.0}  # metric units, of a gap of 2
+    view = component_view(_view_circuit(qk_paths=qk, moved_patterns=moved), n_heads=2)
     assert view.edges["L0H0->L1H0"] == pytest.approx(0.3)
     assert view.edges["EMBED->L1H1"] == pytest.approx(0.1)
     assert view.edges["MLP0->L1H0"] == pytest.approx(0.2 + 0.2)  # value path and QK path
     assert view.scores["L0H0"] == pytest.approx(0.3)
-    # a moved head's own output changes by what its QK paths in add up to (-0.3 + 0.2), a term
-    # of its score beside its value paths (0.2)...
+    # a head's moved pattern is a term of its score beside its value paths (0.2)...
     assert view.scores["L1H0"] == pytest.approx(0.2 + 0.1)
     assert view.scores["L1H1"] == pytest.approx(0.1)
     assert view.scores["MLP0"] == pytest.approx(0.3)  # its nodes' effects include QK paths
@@ -127,7 +127,7 @@ def test_a_moved_pattern_splits_over_receivers_by_the_weight_the_head_carries():
     base = _view_circuit()
     # L0H1 also carries weight 6 (3 times its weight into MLP0) from the token to the error node
     extra = CircuitEdge(source=0, target=3, weight=6.0, heads=[("L0H1", 1.0)])
-    circuit = replace(base, edges=[*base.edges, extra], qk_paths={"EMBED->L0H1": 0.4})
+    circuit = replace(base, edges=[*base.edges, extra], moved_patterns={"L0H1": 0.8})
     view = component_view(circuit, n_heads=2)
     assert view.edges["L0H1->MLP0"] == pytest.approx(0.3 + 0.1)
     assert view.edges["L0H1->MLP1"] == pytest.approx(0.3)
@@ -137,12 +137,12 @@ def test_a_moved_pattern_splits_over_receivers_by_the_weight_the_head_carries():
 def test_circuits_saved_before_effects_load_and_score_in_metric_units():
     circuit = _view_circuit(qk_paths={"L0H0->L1H0": -0.3})
     old = circuit.to_json()
-    for key in ("qk_paths", "gap"):
+    for key in ("qk_paths", "gap", "moved_patterns"):
         del old[key]
     for edge in old["edges"]:
         del edge["effect"], edge["head_effects"]
     loaded = Circuit.from_json(old)
-    assert loaded.qk_paths == {} and loaded.gap == 0.0
+    assert loaded.qk_paths == {} and loaded.moved_patterns == {} and loaded.gap == 0.0
     assert all(e.effect == 0.0 and e.head_effects == {} for e in loaded.edges)
     assert Circuit.from_json(circuit.to_json()) == circuit
     # no gap recorded: edge effects are read in metric units
