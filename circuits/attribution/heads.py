@@ -23,7 +23,7 @@ from torch import Tensor
 from circuits.attribution.attribute import Injections, removal_scales
 from circuits.attribution.graph import Graph
 from circuits.attribution.influence import total_effects
-from circuits.attribution.replacement import Hook, ReplacementModel, Trace
+from circuits.attribution.replacement import Hook, ReplacementModel, Replay, Trace
 
 Z_HOOK = "blocks.{layer}.attn.o.hook_in"
 """Per-head attention outputs before the output projection: [batch, pos, n_heads, d_head]."""
@@ -69,12 +69,7 @@ def _gradients_at_heads(
     model: ReplacementModel, trace: Trace, graph: Graph, rows: Tensor, batch_size: int
 ) -> Float[Tensor, "n_rows n_layers n_pos n_heads d_head"]:
     shape = _z_shape(model, trace)
-    probes = [
-        torch.zeros(1, *shape, dtype=model.dtype, requires_grad=True) for _ in range(model.n_layers)
-    ]
-    captured: list[Tensor] = []
-    with torch.enable_grad():
-        replay = model.replay(trace, extra_hooks=_z_hooks(model, captured, probes), lean=True)
+    replay, probes = _probed_replay(model, trace)
     injections = Injections(model, trace, graph.targets)
     out = []
     for lo in range(0, len(rows), batch_size):
@@ -102,6 +97,17 @@ def _head_changes(
             model.replay(trace, scales, extra_hooks=_z_hooks(model, ablated, None))
         out.append(torch.stack([c - a for c, a in zip(clean, ablated, strict=True)], 1))
     return torch.cat(out)
+
+
+def _probed_replay(model: ReplacementModel, trace: Trace) -> tuple[Replay, list[Tensor]]:
+    """A replay (with autograd) whose head outputs each carry a zero probe to differentiate at."""
+    probes = [
+        torch.zeros(1, *_z_shape(model, trace), dtype=model.dtype, requires_grad=True)
+        for _ in range(model.n_layers)
+    ]
+    with torch.enable_grad():
+        replay = model.replay(trace, extra_hooks=_z_hooks(model, [], probes), lean=True)
+    return replay, probes
 
 
 def _z_shape(model: ReplacementModel, trace: Trace) -> tuple[int, int, int]:
@@ -153,29 +159,24 @@ def _total_gradients_at_heads(
     _, per_unit = total_effects(graph)
     index = graph.index
     shape = _z_shape(model, trace)
-    probes = [
-        torch.zeros(1, *shape, dtype=model.dtype, requires_grad=True) for _ in range(model.n_layers)
-    ]
-    captured: list[Tensor] = []
-    with torch.enable_grad():
-        replay = model.replay(trace, extra_hooks=_z_hooks(model, captured, probes), lean=True)
-        injections = Injections(model, trace, graph.targets)
-        outputs = [*replay.mlp_in, replay.final]
-        cotangents = [torch.zeros_like(x) for x in outputs]
-        weight = per_unit[index.feature_start : index.target_start].to(model.dtype)
-        for layer in range(model.n_layers):
-            mine = injections.layer == layer
-            cotangents[layer][0].index_put_(
-                (injections.pos[mine],), weight[mine, None] * injections.enc[mine], accumulate=True
-            )
-        for t, pos in enumerate(injections.target_pos.tolist()):
-            unit = float(per_unit[index.target_start + t])
-            cotangents[-1][0, pos] += unit * injections.unembedded[t]
-        used = [i for i, x in enumerate(outputs) if x.requires_grad]  # reached by some head
-        grads = torch.autograd.grad(
-            [outputs[i] for i in used],
-            probes,
-            grad_outputs=[cotangents[i] for i in used],
-            allow_unused=True,
+    replay, probes = _probed_replay(model, trace)
+    injections = Injections(model, trace, graph.targets)
+    outputs = [*replay.mlp_in, replay.final]
+    cotangents = [torch.zeros_like(x) for x in outputs]
+    weight = per_unit[index.feature_start : index.target_start].to(model.dtype)
+    for layer in range(model.n_layers):
+        mine = injections.layer == layer
+        cotangents[layer][0].index_put_(
+            (injections.pos[mine],), weight[mine, None] * injections.enc[mine], accumulate=True
         )
-    return torch.stack([torch.zeros(shape) if g is None else g[0] for g in grads])
+    for t, pos in enumerate(injections.target_pos.tolist()):
+        unit = float(per_unit[index.target_start + t])
+        cotangents[-1][0, pos] += unit * injections.unembedded[t]
+    used = [i for i, x in enumerate(outputs) if x.requires_grad]  # reached by some head
+    grads = torch.autograd.grad(
+        [outputs[i] for i in used],
+        probes,
+        grad_outputs=[cotangents[i] for i in used],
+        allow_unused=True,
+    )
+    return torch.stack([probes[0].new_zeros(shape) if g is None else g[0] for g in grads])
