@@ -95,6 +95,11 @@ def _view(path: Path, circuit: Circuit, config: dict[str, Any] | None) -> tuple[
     """components.json, or the view computed from the circuit for runs older than that file."""
     if (path / "components.json").exists():
         return ComponentView.from_json(_read_json(path / "components.json")), "components.json"
+    if circuit.gap == 0:
+        raise CompareError(
+            f"{path} has no components.json and its circuit.json records no clean-corrupt gap "
+            "(written before the effects the component view reads); rerun `circuits run`"
+        )
     if config is not None and "n_head" in config:
         n_heads = int(config["n_head"])
         source = f"computed from circuit.json ({n_heads} heads per layer from the model config)"

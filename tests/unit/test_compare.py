@@ -231,6 +231,17 @@ def test_older_runs_without_curve_or_components(tmp_path: Path) -> None:
     assert "`fake-old`: component view computed from circuit.json" in report
 
 
+def test_runs_too_old_for_the_component_view_are_refused(tmp_path: Path, capsys) -> None:
+    old = make_run(tmp_path / "old", model="fake-old", n_layers=2, components=False)
+    circuit = json.loads((old / "circuit.json").read_text())
+    del circuit["gap"]
+    (old / "circuit.json").write_text(json.dumps(circuit))
+    new = make_run(tmp_path / "new", model="fake-new", n_layers=3, curve=BIG_CURVE)
+    assert main(["compare", str(old), str(new), "--out", str(tmp_path / "cmp")]) != 0
+    err = capsys.readouterr().err
+    assert "records no clean-corrupt gap" in err and "rerun `circuits run`" in err
+
+
 def make_reference() -> Reference:
     effect = ComponentEffect(total=0.5, direct=0.1)
     weak = ComponentEffect(total=0.01, direct=0.0)
