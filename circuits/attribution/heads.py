@@ -69,7 +69,7 @@ def _gradients_at_heads(
     model: ReplacementModel, trace: Trace, graph: Graph, rows: Tensor, batch_size: int
 ) -> Float[Tensor, "n_rows n_layers n_pos n_heads d_head"]:
     shape = _z_shape(model, trace)
-    replay, probes = _probed_replay(model, trace)
+    replay, probes, _ = _probed_replay(model, trace)
     injections = Injections(model, trace, graph.targets)
     out = []
     for lo in range(0, len(rows), batch_size):
@@ -99,15 +99,19 @@ def _head_changes(
     return torch.cat(out)
 
 
-def _probed_replay(model: ReplacementModel, trace: Trace) -> tuple[Replay, list[Tensor]]:
-    """A replay (with autograd) whose head outputs each carry a zero probe to differentiate at."""
+def _probed_replay(
+    model: ReplacementModel, trace: Trace
+) -> tuple[Replay, list[Tensor], list[Tensor]]:
+    """A replay (with autograd) whose head outputs each carry a zero probe to differentiate at;
+    its probes; and the head outputs z it recorded, one [n_pos, n_heads, d_head] per layer."""
     probes = [
         torch.zeros(1, *_z_shape(model, trace), dtype=model.dtype, requires_grad=True)
         for _ in range(model.n_layers)
     ]
+    captured: list[Tensor] = []
     with torch.enable_grad():
-        replay = model.replay(trace, extra_hooks=_z_hooks(model, [], probes), lean=True)
-    return replay, probes
+        replay = model.replay(trace, extra_hooks=_z_hooks(model, captured, probes), lean=True)
+    return replay, probes, [z[0].detach() for z in captured]
 
 
 def _z_shape(model: ReplacementModel, trace: Trace) -> tuple[int, int, int]:
@@ -134,10 +138,8 @@ def moved_patterns(
             f"the corrupted prompt has {corrupt.n_pos} tokens and the clean one {trace.n_pos}: "
             "patterns can only be swapped between prompts of the same length"
         )
-    grads = _total_gradients_at_heads(model, trace, graph)
-    clean: list[Tensor] = []
-    with torch.no_grad():
-        model.replay(trace, extra_hooks=_z_hooks(model, clean, None))
+    replay, probes, clean = _probed_replay(model, trace)
+    grads = _total_gradients_at_heads(model, trace, graph, replay, probes)
     out = torch.zeros(model.n_layers, model.bridge.cfg.n_heads, dtype=torch.float64)
     for layer in range(model.n_layers):
         name = PATTERN_HOOK.format(layer=layer)
@@ -145,21 +147,20 @@ def moved_patterns(
         moved: list[Tensor] = []
         with torch.no_grad():
             model.replay(swapped, extra_hooks=_z_hooks(model, moved, None))
-        dz = moved[layer][0] - clean[layer][0]  # [n_pos, n_heads, d_head]
+        dz = moved[layer][0] - clean[layer]  # [n_pos, n_heads, d_head]
         out[layer] = -(grads[layer] * dz).sum((0, 2)).double()
     return out
 
 
 def _total_gradients_at_heads(
-    model: ReplacementModel, trace: Trace, graph: Graph
+    model: ReplacementModel, trace: Trace, graph: Graph, replay: Replay, probes: list[Tensor]
 ) -> Float[Tensor, "n_layers n_pos n_heads d_head"]:
-    """The gradient of the graph's targets at every head's output through every path, features
-    included: the direct gradients of all rows, each weighted by its row's effect per unit
-    (`total_effects`), in one backward pass."""
+    """The gradient of the graph's targets at every head's output (`probes` of a probed
+    `replay`) through every path, features included: the direct gradients of all rows, each
+    weighted by its row's effect per unit (`total_effects`), in one backward pass."""
     _, per_unit = total_effects(graph)
     index = graph.index
     shape = _z_shape(model, trace)
-    replay, probes = _probed_replay(model, trace)
     injections = Injections(model, trace, graph.targets)
     outputs = [*replay.mlp_in, replay.final]
     cotangents = [torch.zeros_like(x) for x in outputs]

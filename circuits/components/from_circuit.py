@@ -64,10 +64,6 @@ class ComponentView:
         return cls(**data)
 
 
-def _carried_by_mlp(node: CircuitNode, layer: int) -> bool:
-    return node.kind in ("feature", "error") and node.layer == layer
-
-
 def _component_of(node: CircuitNode) -> str:
     if node.kind == "token":
         return EMBED
@@ -78,28 +74,28 @@ def _component_of(node: CircuitNode) -> str:
 
 def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
     """Map `circuit` onto the heads and MLPs of a model with `n_heads` heads per layer."""
+    gap = circuit.gap or 1.0  # circuits saved before the gap was recorded: metric units
+    scores = {c.name: 0.0 for c in components(circuit.n_layers, n_heads)}
     flow = {"feature": 0.0, "error": 0.0}
+    mlp_moves: dict[str, float] = defaultdict(float)
     for node in circuit.nodes:
         if node.kind in flow:
             flow[node.kind] += node.influence
-    edges, head_out, flow["attention"] = _value_paths(circuit)
+            mlp_moves[f"MLP{node.layer}"] += node.effect / gap
+    for mlp, moved in mlp_moves.items():
+        scores[mlp] = abs(moved)
 
+    edges, head_out, flow["attention"] = _value_paths(circuit, gap)
     for name, share in circuit.qk_paths.items():
         edges[name] += share
-    gap = circuit.gap or 1.0
-    moved_pattern = {head: value / gap for head, value in circuit.moved_patterns.items()}
     flow["qk_paths"] = sum(abs(share) for share in circuit.qk_paths.values())
-
-    scores = {
-        c.name: abs(moved_pattern.get(c.name, 0.0)) for c in components(circuit.n_layers, n_heads)
-    }
+    moved_pattern = {head: value / gap for head, value in circuit.moved_patterns.items()}
+    for head, moved in moved_pattern.items():
+        scores[head] += abs(moved)
     for name, value in edges.items():
         sender = name.split("->")[0]
         if sender != EMBED and parse_component(sender).is_head:
             scores[sender] += abs(value)
-    for layer in range(circuit.n_layers):
-        moved = sum(n.effect for n in circuit.nodes if _carried_by_mlp(n, layer))
-        scores[f"MLP{layer}"] = abs(moved) / (circuit.gap or 1.0)
     # the moved patterns flow out along the heads' own edges (after scoring: a head's value
     # paths and its moved pattern count separately, so that they cannot cancel in its score)
     for head, moved in moved_pattern.items():
@@ -119,12 +115,11 @@ def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
 
 
 def _value_paths(
-    circuit: Circuit,
+    circuit: Circuit, gap: float
 ) -> tuple[defaultdict[str, float], dict[str, dict[str, float]], float]:
-    """Signed component edges from the circuit edges' effects (shares of the gap); per head,
-    the |weight| it carries into each receiver on the clean prompt; and the share of the circuit
+    """Signed component edges from the circuit edges' effects (shares of `gap`); per head, the
+    |weight| it carries into each receiver on the clean prompt; and the share of the circuit
     edges' |effect| that runs through heads."""
-    gap = circuit.gap or 1.0  # circuits saved before the gap was recorded: metric units
     edges: defaultdict[str, float] = defaultdict(float)
     head_out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     through_heads = total = 0.0

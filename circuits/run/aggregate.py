@@ -138,17 +138,16 @@ def corruption_changes(
     records: list[tuple[Any, Any]],
 ) -> list[float]:
     """How much each node changes from the clean to the corrupted prompt, relative to its clean
-    value (`node_change`), averaged over the prompts where it is present (targets: 1)."""
+    value (`node_change`), averaged over the prompts where it is present."""
     out = []
     where = [{name: pos for pos, name in enumerate(prompt_names)} for prompt_names in names]
     for key in keys:
         values = []
         for at, ids, record in zip(where, tokens, records, strict=True):
             pos = at.get(key[3])
-            if key[0] != "target" and pos is not None:
-                value = node_change(key, pos, ids, record)
-                if value is not None:
-                    values.append(value)
+            value = None if pos is None else node_change(key, pos, ids, record)
+            if value is not None:
+                values.append(value)
         out.append(sum(values) / len(values) if values else 1.0)
     return out
 

@@ -243,32 +243,11 @@ def build_circuit(
                 change=changes[i],
             )
         )
-    edges = []
-    for e in edge_mask.nonzero().squeeze(1).tolist():
-        r, c = int(merged.rows[e]), int(merged.cols[e])
-        if r not in position or c not in position:
-            continue
-        edge_weight = float(merged.weights[e])
-        named, head_effects = [], {}
-        if e in parts.heads and abs(edge_weight) > 0:
-            share = parts.heads[e] / edge_weight  # [n_layers, n_heads]
-            for (layer, head), value in zip(
-                share.nonzero().tolist(), share[share != 0].tolist(), strict=True
-            ):
-                if abs(value) >= config.head_share:
-                    named.append((f"L{layer}H{head}", round(value, 3)))
-                    head_effects[f"L{layer}H{head}"] = float(parts.head_effects[e][layer, head])
-            named.sort(key=lambda h: -abs(h[1]))
-        edges.append(
-            CircuitEdge(
-                source=position[c],
-                target=position[r],
-                weight=edge_weight,
-                heads=named,
-                effect=parts.effects.get(e, 0.0),
-                head_effects=head_effects,
-            )
-        )
+    edges = [
+        _circuit_edge(merged, e, position, parts, config.head_share)
+        for e in edge_mask.nonzero().squeeze(1).tolist()
+        if int(merged.rows[e]) in position and int(merged.cols[e]) in position
+    ]
     used = {node.role for node in nodes}
     return Circuit(
         task=spec.name,
@@ -280,6 +259,36 @@ def build_circuit(
         edges=edges,
         n_prompts=n_prompts,
         example_tokens=example,
+    )
+
+
+def _circuit_edge(
+    merged: MergedGraph,
+    e: int,
+    position: dict[int, int],
+    parts: CircuitEdgeParts,
+    head_share: float,
+) -> CircuitEdge:
+    """Merged edge `e` between circuit nodes (`position`: merged index -> circuit index), with
+    the heads carrying at least `head_share` of its weight either way and their effects."""
+    weight = float(merged.weights[e])
+    named, head_effects = [], {}
+    if e in parts.heads and abs(weight) > 0:
+        share = parts.heads[e] / weight  # [n_layers, n_heads]
+        for (layer, head), value in zip(
+            share.nonzero().tolist(), share[share != 0].tolist(), strict=True
+        ):
+            if abs(value) >= head_share:
+                named.append((f"L{layer}H{head}", round(value, 3)))
+                head_effects[f"L{layer}H{head}"] = float(parts.head_effects[e][layer, head])
+        named.sort(key=lambda h: -abs(h[1]))
+    return CircuitEdge(
+        source=position[int(merged.cols[e])],
+        target=position[int(merged.rows[e])],
+        weight=weight,
+        heads=named,
+        effect=parts.effects.get(e, 0.0),
+        head_effects=head_effects,
     )
 
 

@@ -99,6 +99,13 @@ def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[i
         f"{n.activation:.2f} | {n.label} |"
         for n in features[:15]
     ]
+    lines += attention_sections(circuit)
+    return "\n".join(lines) + "\n"
+
+
+def attention_sections(circuit: Circuit) -> list[str]:
+    """The report's sections on attention: heads on circuit edges, QK paths, moved patterns."""
+    lines: list[str] = []
     heads = top_heads(circuit)
     if heads:
         lines += [
@@ -136,7 +143,7 @@ def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[i
             "|---|---|",
         ]
         lines += [f"| {name} | {value / gap:+.3f} |" for name, value in moved]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_summary(summary: dict[str, Any], path: Path) -> None:
