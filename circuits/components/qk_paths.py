@@ -2,27 +2,40 @@
 
 The graph freezes every attention pattern, so a head that changes where a later head looks (an
 S-inhibition head steering a name mover's query away from the subject) carries no edge in it,
-and neither does an MLP that does the same. This estimates those paths on the real model with
-integrated gradients (as EAP-IG does): the change of a component's output on the corrupted
-prompt dotted with the gradient of the metric at a later head's query and key inputs (not its
-value input: that path is the graph's), averaged over inputs moving from the corrupted prompt to
-the clean one, negated and divided by the clean-corrupt gap. Each score estimates the share of
-the gap that runs from the sender through the receiver's attention pattern. The plain gradient
-on the clean prompt (one step) overstates paths into saturated softmaxes: on the zoo's IOI it
-credited MLP0 of `small` with 1.3 times the whole gap.
+and neither does an MLP that does the same. This measures those paths on the real model, one
+sender at a time with everything else clean, as path patching does: the sender's output change
+(corrupted minus clean) is added to the query and key inputs of every head that reads it, each
+head's new pattern and output are computed exactly (softmax included), and the change of the
+head's output is read against the gradient of the metric there (what follows the head, to first
+order). Negated and divided by the clean-corrupt gap, each score estimates the share of the gap
+that runs from the sender through the receiver's attention pattern.
+
+While a sender's change is in the heads' query and key inputs, every head's output is pinned to
+its clean value, so the residual stream stays clean and each head sees that sender's change
+alone: one forward pass, one copy per sender, measures every path of a prompt.
+
+Measured against QK-only path patching on the zoo's IOI and greater-than (relative L1 error over
+all paths, 20 prompts), this is 0.02-0.54; the alternatives were worse. The plain gradient on
+the clean prompt (EAP) saturates with the softmax: 0.99 on tiny and small IOI. Integrated
+gradients over the corrupted-to-clean embeddings (EAP-IG) moves every component at once, and
+gave 0.89 on medium greater-than, where its negative heads act only through later heads' queries
+(their paths scored 0.01 against 0.13 patched). Where the metric saturates downstream of the
+receiver, the first-order read still underestimates (tiny greater-than: 0.16 against 0.37).
 """
 
 from typing import Any
 
-from circuits.baselines.eap import edge_attributions
-from circuits.causal.paths import QK_HOOKS
-from circuits.components.naming import LOGITS, component_edges, parse_component
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm import tqdm
 
-STEPS = 5
-"""Interpolation points between the corrupted and the clean prompt (EAP-IG's default here)."""
+from circuits.causal.patching import Z_HOOK, PromptRun, output_change, run_prompt
+from circuits.causal.paths import QK_HOOKS, split_qkv
+from circuits.components.naming import LOGITS, component_edges, parse_component, reads_before
 
 
-def qk_path_scores(bridge: Any, prompt_set: Any, *, steps: int = STEPS) -> dict[str, float]:
+def qk_path_scores(bridge: Any, prompt_set: Any, *, batch_size: int = 64) -> dict[str, float]:
     """`"SENDER->LxHy"` -> signed share of the gap that the sender moves through head LxHy's
     query and key, over every sender (EMBED, heads, MLPs) that the head reads; empty when the
     corruption leaves the metric unchanged (no gap to share)."""
@@ -32,7 +45,90 @@ def qk_path_scores(bridge: Any, prompt_set: Any, *, steps: int = STEPS) -> dict[
         for s, r in component_edges(cfg.n_layers, cfg.n_heads)
         if r != LOGITS and parse_component(r).is_head
     ]
-    scores = edge_attributions(
-        bridge, prompt_set, edges, steps=steps, head_inputs=QK_HOOKS, desc="QK paths"
+    senders = sorted({s for s, _ in edges})
+    row = {s: i for i, s in enumerate(senders)}
+    totals = torch.zeros(len(edges), dtype=torch.float64)
+    gap = 0.0
+    for prompt in tqdm(prompt_set.prompts, desc="QK paths", unit="prompt", leave=False):
+        run = run_prompt(bridge, prompt_set, prompt)
+        gap += run.m_clean - run.m_corrupt
+        grads = head_output_gradients(bridge, run)  # [n_layers, n_pos, n_heads, d_head]
+        moved = moved_head_outputs(bridge, run, senders, batch_size=batch_size)
+        # [n_senders, n_layers, n_heads]: -<g, dz> of every (sender, head)
+        effects = -torch.einsum("lphd,slphd->slh", grads, moved).double()
+        for i, (sender, receiver) in enumerate(edges):
+            c = parse_component(receiver)
+            totals[i] += effects[row[sender], c.layer, c.head]
+    if gap == 0:
+        return {}
+    return {f"{s}->{r}": float(v) for (s, r), v in zip(edges, (totals / gap).tolist(), strict=True)}
+
+
+def head_output_gradients(
+    bridge: Any, run: PromptRun
+) -> Float[Tensor, "n_layers n_pos n_heads d_head"]:
+    """The gradient of the prompt's metric at every head's output `z` on the clean prompt."""
+    cfg = bridge.cfg
+    dtype = next(bridge.parameters()).dtype
+    shape = (1, len(run.tokens), cfg.n_heads, cfg.d_head)
+    probes = [torch.zeros(shape, dtype=dtype, requires_grad=True) for _ in range(cfg.n_layers)]
+
+    def add_probe(z: Tensor, hook: Any) -> Tensor:
+        return z + probes[_layer(hook)]
+
+    hooks = [(Z_HOOK.format(layer=layer), add_probe) for layer in range(cfg.n_layers)]
+    with torch.enable_grad():
+        logits = bridge.run_with_hooks(run.tokens[None], fwd_hooks=hooks)
+        grads = torch.autograd.grad(run.metric(logits[0]), probes, allow_unused=True)
+    return torch.stack(
+        [torch.zeros_like(p[0]) if g is None else g[0] for p, g in zip(probes, grads, strict=True)]
     )
-    return scores or {}
+
+
+@torch.no_grad()
+def moved_head_outputs(
+    bridge: Any, run: PromptRun, senders: list[str], *, batch_size: int = 64
+) -> Float[Tensor, "n_senders n_layers n_pos n_heads d_head"]:
+    """For each sender, the change of every head's output `z` when that sender's output change
+    is added to the query and key inputs of the heads that read it, everything else clean:
+    what path patching sender -> head (query and key only) does to the head itself. Heads the
+    sender does not reach get zero."""
+    cfg = bridge.cfg
+    clean_z = run.clean.z
+    out = []
+    for lo in range(0, len(senders), batch_size):
+        chunk = senders[lo : lo + batch_size]
+        changes = torch.stack([output_change(bridge, s, run.clean, run.corrupt) for s in chunk])
+        # [chunk, n_layers]: whether the sender reaches the heads of each layer
+        reaches = torch.tensor(
+            [[reads_before(s, f"L{layer}H0") for layer in range(cfg.n_layers)] for s in chunk]
+        )
+        moved: list[Tensor] = [torch.empty(0)] * cfg.n_layers
+
+        def add_change(
+            x: Tensor, hook: Any, reaches: Tensor = reaches, changes: Tensor = changes
+        ) -> Tensor:
+            # x: [chunk, n_pos, n_heads, d_model], one copy of the residual stream per head
+            mask = reaches[:, _layer(hook), None, None, None].to(x.dtype)
+            return x + mask * changes[:, :, None, :].to(x.dtype)
+
+        def pin_clean(z: Tensor, hook: Any, moved: list[Tensor] = moved) -> Tensor:
+            layer = _layer(hook)
+            moved[layer] = z - clean_z[layer].to(z.dtype)
+            return clean_z[layer].to(z.dtype).expand_as(z).contiguous()
+
+        hooks = [
+            (name.format(layer=layer), add_change)
+            for layer in range(cfg.n_layers)
+            for name in QK_HOOKS
+        ]
+        hooks += [(Z_HOOK.format(layer=layer), pin_clean) for layer in range(cfg.n_layers)]
+        with split_qkv(bridge):
+            bridge.run_with_hooks(run.tokens[None].expand(len(chunk), -1), fwd_hooks=hooks)
+        out.append(torch.stack(moved, 1))
+    return torch.cat(out)
+
+
+def _layer(hook: Any) -> int:
+    """The layer of a `blocks.{layer}.…` hook."""
+    return int(hook.name.split(".")[1])

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from circuits.baselines.eap import edge_attribution_patching, edge_attributions
+from circuits.baselines.eap import edge_attribution_patching
 from circuits.causal.compute import compute_reference
 from circuits.causal.patching import (
     output_change,
@@ -22,7 +22,6 @@ from circuits.causal.paths import (
 )
 from circuits.causal.reference import Reference, load_reference
 from circuits.components.naming import LOGITS, component_edges, components, reads_before
-from circuits.components.qk_paths import qk_path_scores
 from circuits.models import load_model
 from circuits.tasks import build_prompt_set, load_task
 
@@ -114,19 +113,6 @@ def test_a_heads_input_gradient_is_its_qk_part_plus_its_value_part(bridge, ioi, 
     for head in heads:
         torch.testing.assert_close(qk[head] + value[head], whole[head], rtol=0, atol=1e-10)
         assert qk[head].abs().max() > 1e-4 and value[head].abs().max() > 1e-4
-
-
-def test_qk_paths_are_eap_ig_into_heads_less_the_value_paths(bridge, ioi):
-    heads = {c.name for c in components(2, 4) if c.is_head}
-    into_heads = [(s, r) for s, r in component_edges(2, 4) if r in heads]
-    qk = qk_path_scores(bridge, ioi, steps=3)
-    assert list(qk) == [f"{s}->{r}" for s, r in into_heads]
-    value = edge_attributions(bridge, ioi, into_heads, steps=3, head_inputs=QKV_HOOKS[2:])
-    eap_ig = edge_attribution_patching(bridge, ioi, steps=3).edges
-    assert value is not None and eap_ig is not None
-    for edge, share in qk.items():
-        assert share + value[edge] == pytest.approx(eap_ig[edge], abs=1e-6)  # float32 sums
-    assert max(abs(v) for v in qk.values()) > 0.01  # IOI moves tiny's attention
 
 
 def test_eap_ig_with_one_step_is_eap(bridge, ioi):
