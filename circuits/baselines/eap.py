@@ -6,17 +6,19 @@ dotted with the gradient of the metric at the receiver's input, negated so that 
 `m_clean - m_path_patched` like the reference's path effects. EAP takes the gradient on the
 clean prompt; EAP-IG averages it over `steps` prompts whose token embeddings move from the
 corrupted to the clean ones. A component's node score is the sum of its outgoing edges' scores
-in magnitude.
+in magnitude. With heads receiving at their query and key inputs only, the same loop estimates
+QK paths (`benchmarks/qk_paths.py` compares it with what the component view uses).
 """
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from circuits.causal.patching import output_change, run_prompt
-from circuits.causal.paths import receiver_gradients
+from circuits.causal.paths import QKV_HOOKS, receiver_gradients
 from circuits.components.naming import EMBED, component_edges, components
 from circuits.components.scores import ComponentScores
 
@@ -54,11 +56,12 @@ def edge_attributions(
     edges: list[tuple[str, str]],
     *,
     steps: int = 0,
+    head_inputs: Sequence[str] = QKV_HOOKS,
     desc: str = "EAP",
 ) -> dict[str, float] | None:
     """`"SENDER->RECEIVER"` -> estimated share of the clean-corrupt gap along each edge (a head
-    receiving at its query, key and value inputs), in the order of `edges`; None when the
-    corruption leaves the metric unchanged (no gap to share)."""
+    receiving at `head_inputs`: query, key and value by default), in the order of `edges`; None
+    when the corruption leaves the metric unchanged (no gap to share)."""
     senders = sorted({s for s, _ in edges})
     receivers = sorted({r for _, r in edges})
     totals = torch.zeros(len(edges))
@@ -78,6 +81,7 @@ def edge_attributions(
             receivers,
             run.metric,
             embeddings=embeddings,
+            head_inputs=head_inputs,
         )
         with torch.no_grad():
             changes = {s: output_change(bridge, s, clean, corrupt) for s in senders}

@@ -4,9 +4,10 @@ queries and keys alone, read to first order, against path patching of the same p
 import pytest
 import torch
 
+from benchmarks.qk_paths import evaluate, path_patched, qk_edges, render
 from circuits.causal.patching import Z_HOOK, output_change, run_prompt
-from circuits.causal.paths import QK_HOOKS, injected_metrics, injection_hooks, split_qkv
-from circuits.components.naming import LOGITS, component_edges, parse_component
+from circuits.causal.paths import QK_HOOKS, injection_hooks, split_qkv
+from circuits.components.naming import parse_component
 from circuits.components.qk_paths import head_output_gradients, moved_head_outputs, qk_path_scores
 from circuits.models import load_model
 from circuits.tasks import build_prompt_set, load_task
@@ -98,24 +99,24 @@ def test_qk_paths_track_qk_path_patching(model, task, max_error):
     prompts = build_prompt_set(
         load_task(f"tasks/{task}.toml"), bridge.tokenizer, n_ctx=256, count=4
     )
-    cfg = bridge.cfg
-    into_heads = [
-        (s, r)
-        for s, r in component_edges(cfg.n_layers, cfg.n_heads)
-        if r != LOGITS and parse_component(r).is_head
-    ]
+    into_heads = qk_edges(bridge.cfg)
     qk = qk_path_scores(bridge, prompts)
     assert list(qk) == [f"{s}->{r}" for s, r in into_heads]
-    patched = torch.zeros(len(into_heads), dtype=torch.float64)
-    gap = 0.0
-    for prompt in prompts.prompts:
-        run = run_prompt(bridge, prompts, prompt)
-        gap += run.m_clean - run.m_corrupt
-        injections = [{r: output_change(bridge, s, run.clean, run.corrupt)} for s, r in into_heads]
-        metrics = injected_metrics(bridge, run.tokens, injections, run.metric, head_inputs=QK_HOOKS)
-        patched += run.m_clean - metrics
-    patched /= gap
+    patched = torch.tensor(path_patched(bridge, prompts, into_heads), dtype=torch.float64)
     estimate = torch.tensor(list(qk.values()), dtype=torch.float64)
     assert (estimate - patched).abs().sum() / patched.abs().sum() < max_error
     assert torch.corrcoef(torch.stack([estimate, patched]))[0, 1] > 0.95
     assert patched.abs().max() > 0.01  # the corruption moves attention
+
+
+def test_benchmark_scores_each_estimator_against_patching():
+    row = evaluate("tiny", "ioi", 2)
+    assert row["n_paths"] == 28 and set(row["methods"]) == {
+        "component view",
+        "EAP",
+        "EAP-IG (5 steps)",
+    }
+    for scores in row["methods"].values():
+        assert scores["relative_l1_error"] >= 0 and -1 <= scores["correlation"] <= 1
+    report = {"commit": "abc", "machine": {"cpu": "cpu", "torch_threads": 1}, "rows": [row]}
+    assert render(report).count("| zoo:tiny | ioi | 28 |") == 3
