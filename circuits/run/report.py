@@ -123,7 +123,9 @@ def attention_sections(circuit: Circuit) -> list[str]:
             "## Paths through attention patterns (QK)",
             "",
             "The graph holds attention frozen; these components act by moving where a later head "
-            "looks (integrated-gradients estimate on the real model, share of the metric's gap).",
+            "looks (on the real model: the sender's change alone in the head's query and key, "
+            "the head's new pattern exact, what follows to first order; share of the metric's "
+            "gap).",
             "",
             "| sender -> head | share of gap |",
             "|---|---|",
