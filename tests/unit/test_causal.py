@@ -22,18 +22,7 @@ from circuits.causal.paths import (
 )
 from circuits.causal.reference import Reference, load_reference
 from circuits.components.naming import LOGITS, component_edges, components, reads_before
-from circuits.models import load_model
 from circuits.tasks import build_prompt_set, load_task
-
-
-@pytest.fixture(scope="module")
-def bridge():
-    return load_model("zoo:tiny", dtype=torch.float64)
-
-
-@pytest.fixture(scope="module")
-def ioi(bridge):
-    return build_prompt_set(load_task("tasks/ioi.toml"), bridge.tokenizer, n_ctx=256, count=4)
 
 
 @pytest.fixture(scope="module")

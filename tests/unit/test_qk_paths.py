@@ -14,16 +14,6 @@ from circuits.tasks import build_prompt_set, load_task
 
 
 @pytest.fixture(scope="module")
-def bridge():
-    return load_model("zoo:tiny", dtype=torch.float64)
-
-
-@pytest.fixture(scope="module")
-def ioi(bridge):
-    return build_prompt_set(load_task("tasks/ioi.toml"), bridge.tokenizer, n_ctx=256, count=4)
-
-
-@pytest.fixture(scope="module")
 def run(bridge, ioi):
     return run_prompt(bridge, ioi, ioi.prompts[0])
 
