@@ -56,9 +56,14 @@ def qk_path_scores(bridge: Any, prompt_set: Any, *, batch_size: int = 64) -> dic
         run = run_prompt(bridge, prompt_set, prompt)
         gap += run.m_clean - run.m_corrupt
         grads = head_output_gradients(bridge, run)  # [n_layers, n_pos, n_heads, d_head]
-        moved = moved_head_outputs(bridge, run, senders, batch_size=batch_size)
-        # [n_senders, n_layers, n_heads]: -<g, dz> of every (sender, head)
-        effects = -torch.einsum("lphd,slphd->slh", grads, moved).double()
+        # [n_senders, n_layers, n_heads]: -<g, dz> of every (sender, head), a chunk of senders
+        # at a time (their moved outputs are as large as a batch of activations)
+        effects = torch.cat(
+            [
+                -torch.einsum("lphd,slphd->slh", grads, moved_head_outputs(bridge, run, chunk))
+                for chunk in _chunks(senders, batch_size)
+            ]
+        ).double()
         for i, (sender, receiver) in enumerate(edges):
             c = parse_component(receiver)
             totals[i] += effects[row[sender], c.layer, c.head]
@@ -90,46 +95,42 @@ def head_output_gradients(
 
 @torch.no_grad()
 def moved_head_outputs(
-    bridge: Any, run: PromptRun, senders: list[str], *, batch_size: int = 64
+    bridge: Any, run: PromptRun, senders: list[str]
 ) -> Float[Tensor, "n_senders n_layers n_pos n_heads d_head"]:
     """For each sender, the change of every head's output `z` when that sender's output change
     is added to the query and key inputs of the heads that read it, everything else clean:
     what path patching sender -> head (query and key only) does to the head itself. Heads the
-    sender does not reach get zero."""
+    sender does not reach get zero. One forward pass, one copy per sender."""
     cfg = bridge.cfg
     clean_z = run.clean.z
-    out = []
-    for lo in range(0, len(senders), batch_size):
-        chunk = senders[lo : lo + batch_size]
-        changes = torch.stack([output_change(bridge, s, run.clean, run.corrupt) for s in chunk])
-        # [chunk, n_layers]: whether the sender reaches the heads of each layer
-        reaches = torch.tensor(
-            [[reads_before(s, f"L{layer}H0") for layer in range(cfg.n_layers)] for s in chunk]
-        )
-        moved: list[Tensor] = [torch.empty(0)] * cfg.n_layers
+    changes = torch.stack([output_change(bridge, s, run.clean, run.corrupt) for s in senders])
+    # [n_senders, n_layers]: whether the sender reaches the heads of each layer
+    reaches = torch.tensor(
+        [[reads_before(s, f"L{layer}H0") for layer in range(cfg.n_layers)] for s in senders]
+    )
+    moved: list[Tensor] = [torch.empty(0)] * cfg.n_layers
 
-        def add_change(
-            x: Tensor, hook: Any, reaches: Tensor = reaches, changes: Tensor = changes
-        ) -> Tensor:
-            # x: [chunk, n_pos, n_heads, d_model], one copy of the residual stream per head
-            mask = reaches[:, _layer(hook), None, None, None].to(x.dtype)
-            return x + mask * changes[:, :, None, :].to(x.dtype)
+    def add_change(x: Tensor, hook: Any) -> Tensor:
+        # x: [n_senders, n_pos, n_heads, d_model], one copy of the residual stream per head
+        mask = reaches[:, _layer(hook), None, None, None].to(x.dtype)
+        return x + mask * changes[:, :, None, :].to(x.dtype)
 
-        def pin_clean(z: Tensor, hook: Any, moved: list[Tensor] = moved) -> Tensor:
-            layer = _layer(hook)
-            moved[layer] = z - clean_z[layer].to(z.dtype)
-            return clean_z[layer].to(z.dtype).expand_as(z).contiguous()
+    def pin_clean(z: Tensor, hook: Any) -> Tensor:
+        layer = _layer(hook)
+        moved[layer] = z - clean_z[layer].to(z.dtype)
+        return clean_z[layer].to(z.dtype).expand_as(z).contiguous()
 
-        hooks = [
-            (name.format(layer=layer), add_change)
-            for layer in range(cfg.n_layers)
-            for name in QK_HOOKS
-        ]
-        hooks += [(Z_HOOK.format(layer=layer), pin_clean) for layer in range(cfg.n_layers)]
-        with split_qkv(bridge):
-            bridge.run_with_hooks(run.tokens[None].expand(len(chunk), -1), fwd_hooks=hooks)
-        out.append(torch.stack(moved, 1))
-    return torch.cat(out)
+    hooks = [
+        (name.format(layer=layer), add_change) for layer in range(cfg.n_layers) for name in QK_HOOKS
+    ]
+    hooks += [(Z_HOOK.format(layer=layer), pin_clean) for layer in range(cfg.n_layers)]
+    with split_qkv(bridge):
+        bridge.run_with_hooks(run.tokens[None].expand(len(senders), -1), fwd_hooks=hooks)
+    return torch.stack(moved, 1)
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[lo : lo + size] for lo in range(0, len(items), size)]
 
 
 def _layer(hook: Any) -> int:

@@ -41,7 +41,7 @@ def _patched_head_output(bridge, run, sender, receiver):
 )
 def test_moved_head_outputs_are_what_path_patching_does_to_the_head(bridge, run, sender, receiver):
     senders = ["EMBED", "L0H3", "MLP0", "L1H1"]
-    moved = moved_head_outputs(bridge, run, senders, batch_size=3)  # two chunks
+    moved = moved_head_outputs(bridge, run, senders)
     c = parse_component(receiver)
     expected = _patched_head_output(bridge, run, sender, receiver) - run.clean.z[c.layer][:, c.head]
     got = moved[senders.index(sender), c.layer, :, c.head]
@@ -110,3 +110,11 @@ def test_benchmark_scores_each_estimator_against_patching():
         assert scores["relative_l1_error"] >= 0 and -1 <= scores["correlation"] <= 1
     report = {"commit": "abc", "machine": {"cpu": "cpu", "torch_threads": 1}, "rows": [row]}
     assert render(report).count("| zoo:tiny | ioi | 28 |") == 3
+
+
+def test_senders_in_chunks_give_the_same_scores(bridge, ioi):
+    whole = qk_path_scores(bridge, ioi)
+    chunked = qk_path_scores(bridge, ioi, batch_size=3)  # 10 senders: four chunks
+    assert list(chunked) == list(whole)
+    for edge, share in whole.items():
+        assert chunked[edge] == pytest.approx(share, abs=1e-12)
