@@ -40,17 +40,17 @@ def qk_edges(cfg: Any) -> list[tuple[str, str]]:
 
 def path_patched(bridge: Any, prompt_set: Any, edges: list[tuple[str, str]]) -> list[float]:
     """Each path's QK-only path-patching effect, summed over the prompts, over the summed gap."""
-    from circuits.causal.patching import output_change, run_prompt
-    from circuits.causal.paths import QK_HOOKS, injected_metrics
+    from circuits.causal.patching import run_prompt
+    from circuits.causal.paths import QK_HOOKS, path_patched_metrics
 
     total = torch.zeros(len(edges), dtype=torch.float64)
     gap = 0.0
     for prompt in prompt_set.prompts:
         run = run_prompt(bridge, prompt_set, prompt)
         gap += run.m_clean - run.m_corrupt
-        changes = {s: output_change(bridge, s, run.clean, run.corrupt) for s, _ in edges}
-        injections = [{r: changes[s]} for s, r in edges]
-        metrics = injected_metrics(bridge, run.tokens, injections, run.metric, head_inputs=QK_HOOKS)
+        metrics = path_patched_metrics(
+            bridge, run.tokens, run.clean, run.corrupt, edges, run.metric, head_inputs=QK_HOOKS
+        )
         total += run.m_clean - metrics.double()
     return (total / gap).tolist()
 

@@ -5,13 +5,16 @@ clean) to the receiver's input only; everything downstream of the receiver is re
 change reaches the metric through the receiver alone. Receivers:
 
 - a head: its query, key and value inputs (the bridge's split q/k/v inputs, one copy of the
-  residual stream per head);
+  residual stream per head). Under grouped-query attention the heads of a group share one key
+  and one value input, so `path_patched_metrics` adds the change to the inputs of every head of
+  the receiver's layer and gives every head but the receiver its clean output back;
 - an MLP: added to the input of its norm (`ln2`), which only the MLP reads;
 - LOGITS: added to the input of the final norm (the direct path to the metric).
 
 The same injection points, fed with zero tensors that require gradients, give the gradient of
 the metric at each receiver's input: what edge attribution patching multiplies the sender's
-change by.
+change by. Those take one input per head, so they refuse a head's key or value input under
+grouped-query attention (the gradient there is the whole group's).
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -19,10 +22,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from circuits.causal.patching import EMBED_HOOK, Hook, Metric, Outputs, output_change
+from circuits.causal.patching import EMBED_HOOK, Z_HOOK, Hook, Metric, Outputs, output_change
 from circuits.components.naming import LOGITS, parse_component
 
 QKV_HOOKS = (
@@ -94,6 +97,7 @@ def injected_metrics(
 ) -> Float[Tensor, " n_copies"]:
     """The metric of `tokens` with, in copy i, `injections[i][receiver]` added to the input of
     each receiver it names (a head's at `head_inputs`)."""
+    _refuse_shared_head_inputs(bridge, {r for copy in injections for r in copy}, head_inputs)
     d_model = bridge.cfg.d_model
     out = []
     with split_qkv(bridge):
@@ -124,11 +128,79 @@ def path_patched_metrics(
     metric: Metric,
     *,
     batch_size: int = 64,
+    head_inputs: Sequence[str] = QKV_HOOKS,
 ) -> Float[Tensor, " n_edges"]:
-    """The metric of the clean prompt with each (sender, receiver) path patched alone."""
+    """The metric of the clean prompt with each (sender, receiver) path patched alone; a head
+    receives the sender's change at `head_inputs` (default: query, key and value). The change
+    is added there for every head of the receiver's layer, and every other head of that layer
+    keeps its clean output: the receiver alone sees it, whether or not it shares its key and
+    value inputs with other heads."""
+    cfg = bridge.cfg
     changes = {s: output_change(bridge, s, clean, corrupt) for s in {s for s, _ in edges}}
-    injections = [{receiver: changes[sender]} for sender, receiver in edges]
-    return injected_metrics(bridge, tokens, injections, metric, batch_size=batch_size)
+    out = []
+    with split_qkv(bridge):
+        for lo in range(0, len(edges), batch_size):
+            chunk = edges[lo : lo + batch_size]
+            n = len(chunk)
+            residual: dict[str, Tensor] = {}
+            at_heads = torch.zeros(n, len(tokens), cfg.d_model, dtype=_dtype(bridge))
+            layers = torch.zeros(n, cfg.n_layers, dtype=torch.bool)
+            kept = torch.ones(n, cfg.n_layers, cfg.n_heads, dtype=torch.bool)
+            for i, (sender, receiver) in enumerate(chunk):
+                c = None if receiver == LOGITS else parse_component(receiver)
+                if c is not None and c.head is not None:
+                    at_heads[i] = changes[sender]
+                    layers[i, c.layer] = True
+                    kept[i, c.layer] = False
+                    kept[i, c.layer, c.head] = True
+                else:
+                    residual.setdefault(receiver, torch.zeros_like(at_heads))[i] = changes[sender]
+            hooks = injection_hooks(cfg.n_layers, residual)
+            hooks += layer_head_input_hooks(layers, at_heads, head_inputs)
+            hooks += clean_head_hooks(kept, clean.z)
+            logits = bridge.run_with_hooks(tokens[None].expand(n, -1), fwd_hooks=hooks)
+            out.append(torch.stack([metric(row) for row in logits]))
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def layer_head_input_hooks(
+    layers: Bool[Tensor, "batch n_layers"],
+    changes: Float[Tensor, "batch n_pos d_model"],
+    head_inputs: Sequence[str] = QKV_HOOKS,
+) -> list[Hook]:
+    """Hooks adding, in copy i, `changes[i]` to the `head_inputs` of every head of each layer
+    that `layers[i]` marks (a shared key or value input of grouped-query attention included).
+    Needs `split_qkv`."""
+    hooks: list[Hook] = []
+    for layer in range(layers.shape[1]):
+        mask = layers[:, layer]
+        if not mask.any():
+            continue
+
+        def add(x: Tensor, hook: Any, mask: Tensor = mask) -> Tensor:
+            # x: [batch, n_pos, heads (or key/value groups), d_model]
+            return x + mask[:, None, None, None].to(x.dtype) * changes[:, :, None, :].to(x.dtype)
+
+        hooks += [(name.format(layer=layer), add) for name in head_inputs]
+    return hooks
+
+
+def clean_head_hooks(
+    kept: Bool[Tensor, "batch n_layers n_heads"], clean_z: Sequence[Tensor]
+) -> list[Hook]:
+    """Hooks giving, in copy i, every head that `kept[i]` does not keep its clean output
+    `clean_z[layer]` ([n_pos, n_heads, d_head])."""
+    hooks: list[Hook] = []
+    for layer in range(kept.shape[1]):
+        keep = kept[:, layer]
+        if keep.all():
+            continue
+
+        def restore(z: Tensor, hook: Any, keep: Tensor = keep, layer: int = layer) -> Tensor:
+            return torch.where(keep[:, None, :, None], z, clean_z[layer].to(z.dtype)[None])
+
+        hooks.append((Z_HOOK.format(layer=layer), restore))
+    return hooks
 
 
 def receiver_gradients(
@@ -143,6 +215,7 @@ def receiver_gradients(
     """The gradient of the metric at each receiver's input on `tokens`, averaged over a batch
     whose token embeddings are `embeddings` (default: the prompt's own, batch of one); a head's
     input is the sum of what it reads at `head_inputs` (default: query, key and value)."""
+    _refuse_shared_head_inputs(bridge, set(receivers), head_inputs)
     batch = 1 if embeddings is None else len(embeddings)
     d_model = bridge.cfg.d_model
     probes = {
@@ -160,6 +233,23 @@ def receiver_gradients(
         r: (torch.zeros(len(tokens), d_model, dtype=_dtype(bridge)) if g is None else g.mean(0))
         for r, g in zip(probes, grads, strict=True)
     }
+
+
+def _refuse_shared_head_inputs(
+    bridge: Any, receivers: set[str], head_inputs: Sequence[str]
+) -> None:
+    """Injections and gradients at one head's key or value input need an input of its own,
+    which grouped-query attention does not have."""
+    cfg = bridge.cfg
+    n_groups = getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
+    shares = n_groups != cfg.n_heads and any(h in QKV_HOOKS[1:] for h in head_inputs)
+    heads = sorted(r for r in receivers if r != LOGITS and parse_component(r).is_head)
+    if shares and heads:
+        raise ValueError(
+            f"{heads[0]}: this model's heads share key and value inputs ({cfg.n_heads} heads, "
+            f"{n_groups} key/value groups), so one head's cannot be changed or differentiated "
+            "alone; patch paths with path_patched_metrics, or receive at the query alone"
+        )
 
 
 def _replace(value: Tensor) -> Callable[..., Tensor]:

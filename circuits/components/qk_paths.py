@@ -34,7 +34,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from circuits.causal.patching import Z_HOOK, PromptRun, output_change, run_prompt
-from circuits.causal.paths import QK_HOOKS, split_qkv
+from circuits.causal.paths import QK_HOOKS, layer_head_input_hooks, split_qkv
 from circuits.components.naming import LOGITS, component_edges, parse_component, reads_before
 
 
@@ -110,19 +110,12 @@ def moved_head_outputs(
     )
     moved: list[Tensor] = [torch.empty(0)] * cfg.n_layers
 
-    def add_change(x: Tensor, hook: Any) -> Tensor:
-        # x: [n_senders, n_pos, n_heads, d_model], one copy of the residual stream per head
-        mask = reaches[:, _layer(hook), None, None, None].to(x.dtype)
-        return x + mask * changes[:, :, None, :].to(x.dtype)
-
     def pin_clean(z: Tensor, hook: Any) -> Tensor:
         layer = _layer(hook)
         moved[layer] = z - clean_z[layer].to(z.dtype)
         return clean_z[layer].to(z.dtype).expand_as(z).contiguous()
 
-    hooks = [
-        (name.format(layer=layer), add_change) for layer in range(cfg.n_layers) for name in QK_HOOKS
-    ]
+    hooks = layer_head_input_hooks(reaches, changes, QK_HOOKS)
     hooks += [(Z_HOOK.format(layer=layer), pin_clean) for layer in range(cfg.n_layers)]
     with split_qkv(bridge):
         bridge.run_with_hooks(run.tokens[None].expand(len(senders), -1), fwd_hooks=hooks)
