@@ -119,6 +119,7 @@ def injected_metrics(
     return torch.cat(out) if out else torch.zeros(0)
 
 
+@torch.no_grad()
 def path_patched_metrics(
     bridge: Any,
     tokens: Int[Tensor, " n_pos"],

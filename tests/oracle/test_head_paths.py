@@ -113,6 +113,7 @@ def test_path_patching_into_a_head_is_the_two_pass_patch(root, architecture, hea
     )
     torch.testing.assert_close(patched, expected, rtol=1e-8, atol=1e-10)
     assert (patched - run.m_clean).abs().max() > 1e-6  # the paths do something
+    assert not patched.requires_grad  # no autograd graph kept per copy (memory)
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
