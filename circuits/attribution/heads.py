@@ -24,9 +24,7 @@ from circuits.attribution.attribute import Injections, removal_scales
 from circuits.attribution.graph import Graph
 from circuits.attribution.influence import total_effects
 from circuits.attribution.replacement import Hook, ReplacementModel, Replay, Trace
-
-Z_HOOK = "blocks.{layer}.attn.o.hook_in"
-"""Per-head attention outputs before the output projection: [batch, pos, n_heads, d_head]."""
+from circuits.hooks import PATTERN_HOOK, Z_HOOK
 
 
 def resolve_heads(
@@ -117,9 +115,6 @@ def _probed_replay(
 def _z_shape(model: ReplacementModel, trace: Trace) -> tuple[int, int, int]:
     cfg = model.bridge.cfg
     return trace.n_pos, cfg.n_heads, cfg.d_head
-
-
-PATTERN_HOOK = "blocks.{layer}.attn.hook_pattern"
 
 
 def moved_patterns(

@@ -16,12 +16,12 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from circuits.components.naming import parse_component
+from circuits.hooks import Z_HOOK
 
 Hook = tuple[str, Callable[..., Tensor]]
 Metric = Callable[[Float[Tensor, "n_pos d_vocab"]], Tensor]
 """A prompt's task metric, read from its logits."""
 
-Z_HOOK = "blocks.{layer}.attn.o.hook_in"
 MLP_OUT_HOOK = "blocks.{layer}.hook_mlp_out"
 EMBED_HOOK = "hook_embed"
 

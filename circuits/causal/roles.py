@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-PATTERN_HOOK = "blocks.{layer}.attn.hook_pattern"
+from circuits.hooks import PATTERN_HOOK
 
 
 @dataclass(frozen=True)

@@ -164,7 +164,8 @@ def test_recursive_attribution_agrees_with_the_full_graph(root, architecture):
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_head_shares_equal_the_edge_lost_when_the_head_is_pinned(root, architecture):
-    from circuits.attribution.heads import Z_HOOK, resolve_heads
+    from circuits.attribution.heads import resolve_heads
+    from circuits.hooks import Z_HOOK
 
     bridge = random_bridge(architecture, root)
     model, trace, targets, graph = _graph(bridge, random_transcoders("relu", skip=False))
@@ -209,8 +210,9 @@ def test_head_shares_equal_the_edge_lost_when_the_head_is_pinned(root, architect
 def test_moved_patterns_are_the_total_effect_of_each_heads_corrupted_pattern(root, architecture):
     from dataclasses import replace
 
-    from circuits.attribution.heads import PATTERN_HOOK, moved_patterns
+    from circuits.attribution.heads import moved_patterns
     from circuits.attribution.influence import total_effects
+    from circuits.hooks import PATTERN_HOOK
 
     bridge = random_bridge(architecture, root)
     model, trace, targets, graph = _graph(bridge, random_transcoders("relu", skip=False))

@@ -7,7 +7,7 @@ share key and value inputs, which is what the pinning in `path_patched_metrics` 
 import pytest
 import torch
 
-from circuits.causal.patching import Z_HOOK, PromptRun, output_change, record_run
+from circuits.causal.patching import PromptRun, output_change, record_run
 from circuits.causal.paths import (
     QK_HOOKS,
     QKV_HOOKS,
@@ -17,6 +17,7 @@ from circuits.causal.paths import (
 )
 from circuits.components.naming import EMBED, components, parse_component, reads_before
 from circuits.components.qk_paths import moved_head_outputs
+from circuits.hooks import Z_HOOK
 from tests.oracle.architectures import ARCHITECTURES, D_VOCAB, random_bridge
 
 N_POS = 10
