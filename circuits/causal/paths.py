@@ -87,40 +87,6 @@ def injection_hooks(
 
 
 @torch.no_grad()
-def injected_metrics(
-    bridge: Any,
-    tokens: Int[Tensor, " n_pos"],
-    injections: Sequence[dict[str, Float[Tensor, "n_pos d_model"]]],
-    metric: Metric,
-    *,
-    batch_size: int = 64,
-    head_inputs: Sequence[str] = QKV_HOOKS,
-) -> Float[Tensor, " n_copies"]:
-    """The metric of `tokens` with, in copy i, `injections[i][receiver]` added to the input of
-    each receiver it names (a head's at `head_inputs`)."""
-    _refuse_shared_head_inputs(bridge, {r for copy in injections for r in copy}, head_inputs)
-    d_model = bridge.cfg.d_model
-    out = []
-    with split_qkv(bridge):
-        for lo in range(0, len(injections), batch_size):
-            chunk = injections[lo : lo + batch_size]
-            receivers = sorted({r for copy in chunk for r in copy})
-            stacked = {
-                r: torch.zeros(len(chunk), len(tokens), d_model, dtype=_dtype(bridge))
-                for r in receivers
-            }
-            for i, copy in enumerate(chunk):
-                for receiver, vector in copy.items():
-                    stacked[receiver][i] = vector
-            logits = bridge.run_with_hooks(
-                tokens[None].expand(len(chunk), -1),
-                fwd_hooks=injection_hooks(bridge.cfg.n_layers, stacked, head_inputs),
-            )
-            out.append(torch.stack([metric(row) for row in logits]))
-    return torch.cat(out) if out else torch.zeros(0)
-
-
-@torch.no_grad()
 def path_patched_metrics(
     bridge: Any,
     tokens: Int[Tensor, " n_pos"],
@@ -240,8 +206,8 @@ def receiver_gradients(
 def _refuse_shared_head_inputs(
     bridge: Any, receivers: set[str], head_inputs: Sequence[str]
 ) -> None:
-    """Injections and gradients at one head's key or value input need an input of its own,
-    which grouped-query attention does not have."""
+    """A gradient at one head's key or value input needs an input of its own, which
+    grouped-query attention does not have."""
     cfg = bridge.cfg
     n_groups = getattr(cfg, "n_key_value_heads", None) or cfg.n_heads
     shares = n_groups != cfg.n_heads and any(h in QKV_HOOKS[1:] for h in head_inputs)

@@ -16,9 +16,10 @@ from circuits.causal.patching import (
 from circuits.causal.paths import (
     QK_HOOKS,
     QKV_HOOKS,
-    injected_metrics,
+    injection_hooks,
     path_patched_metrics,
     receiver_gradients,
+    split_qkv,
 )
 from circuits.causal.reference import Reference, load_reference
 from circuits.components.naming import LOGITS, component_edges, components, reads_before
@@ -41,6 +42,22 @@ def outputs(bridge, prompt):
 NAMES = [c.name for c in components(2, 4)]
 
 
+@torch.no_grad()
+def _injected_metrics(bridge, tokens, injections, metric, *, head_inputs=QKV_HOOKS):
+    """The metric of `tokens` with, in copy i, `injections[i][receiver]` added to the input of
+    each receiver it names: the injection points `receiver_gradients` differentiates at."""
+    receivers = {r for copy in injections for r in copy}
+    shape = (len(injections), len(tokens), bridge.cfg.d_model)
+    stacked = {r: torch.zeros(shape, dtype=torch.float64) for r in receivers}
+    for i, copy in enumerate(injections):
+        for receiver, vector in copy.items():
+            stacked[receiver][i] = vector
+    hooks = injection_hooks(bridge.cfg.n_layers, stacked, head_inputs)
+    with split_qkv(bridge):
+        logits = bridge.run_with_hooks(tokens[None].expand(len(injections), -1), fwd_hooks=hooks)
+    return torch.stack([metric(row) for row in logits])
+
+
 def test_patching_every_direct_reader_equals_patching_the_sender(bridge, ioi, prompt, outputs):
     # adding the sender's change to the input of every component that reads it directly is the
     # same as changing the sender's output: this checks each injection point (q/k/v of every
@@ -57,7 +74,7 @@ def test_patching_every_direct_reader_equals_patching_the_sender(bridge, ioi, pr
         for s in NAMES
     ]
     torch.testing.assert_close(
-        injected_metrics(bridge, tokens, readers, metric), whole, rtol=0, atol=1e-10
+        _injected_metrics(bridge, tokens, readers, metric), whole, rtol=0, atol=1e-10
     )
     unpatched = float(metric(bridge(tokens[None])[0]).detach())
     assert (whole - unpatched).abs().max() > 0.1  # the patches change the metric
@@ -81,7 +98,7 @@ def test_receiver_gradients_match_finite_differences(bridge, ioi, prompt, receiv
     grads = receiver_gradients(bridge, tokens, [receiver], metric, head_inputs=head_inputs)
     direction = torch.randn(len(tokens), bridge.cfg.d_model, dtype=torch.float64)
     eps = 1e-5
-    up, down = injected_metrics(
+    up, down = _injected_metrics(
         bridge,
         tokens,
         [{receiver: eps * direction}, {receiver: -eps * direction}],
