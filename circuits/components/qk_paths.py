@@ -51,6 +51,13 @@ def qk_path_scores(bridge: Any, prompt_set: Any, *, batch_size: int = 64) -> dic
     ]
     senders = sorted({s for s, _ in edges})
     row = {s: i for i, s in enumerate(senders)}
+    receivers = [parse_component(r) for _, r in edges]
+    # where each edge sits in a prompt's [n_senders, n_layers, n_heads] effects
+    at = (
+        torch.tensor([row[s] for s, _ in edges]),
+        torch.tensor([c.layer for c in receivers]),
+        torch.tensor([c.head for c in receivers]),
+    )
     totals = torch.zeros(len(edges), dtype=torch.float64)
     gap = 0.0
     for prompt in tqdm(prompt_set.prompts, desc="QK paths", unit="prompt", leave=False):
@@ -65,9 +72,7 @@ def qk_path_scores(bridge: Any, prompt_set: Any, *, batch_size: int = 64) -> dic
                 for chunk in _chunks(senders, batch_size)
             ]
         ).double()
-        for i, (sender, receiver) in enumerate(edges):
-            c = parse_component(receiver)
-            totals[i] += effects[row[sender], c.layer, c.head]
+        totals += effects[at]
     if gap == 0:
         return {}
     return {f"{s}->{r}": float(v) for (s, r), v in zip(edges, (totals / gap).tolist(), strict=True)}
