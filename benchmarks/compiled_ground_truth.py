@@ -149,7 +149,7 @@ def main() -> None:
         raise SystemExit(
             f"no task file or transcoder set for {', '.join(missing)}; available: "
             f"{', '.join(available) or 'none'} (train one with `transcoders train --model "
-            f"{MODELS / missing[0]}`)"
+            f"{MODELS / missing[0]} --into-model`)"
         )
     report = {
         "benchmark": "compiled_ground_truth",

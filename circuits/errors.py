@@ -5,6 +5,12 @@ class CircuitsError(Exception):
     """A failure caused by the user's input or environment, reported without a traceback."""
 
 
+def one_line(err: BaseException) -> str:
+    """The error's message on one line: a newline from the user's input (a key, a path) shows
+    as `\\n` instead of breaking the line."""
+    return str(err).strip().replace("\r", "\\r").replace("\n", "\\n")
+
+
 class ModelSpecError(CircuitsError):
     """A model spec (zoo name, directory or hub name) that cannot be resolved or loaded."""
 
@@ -27,3 +33,11 @@ class TaskFileError(CircuitsError):
 
 class CompareError(CircuitsError):
     """Directories that cannot be compared: not run directories, or runs of different tasks."""
+
+
+class OutputPathError(CircuitsError):
+    """An output path the tool must not write: a user's folder or file, the current directory."""
+
+
+class GapError(CircuitsError):
+    """A task whose clean and corrupted prompts give (nearly) the same metric."""

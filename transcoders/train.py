@@ -331,7 +331,7 @@ def save_checkpoint(path: Path, state: TrainState, key: dict[str, Any]) -> None:
     tensors["out_scale"] = state.out_scale
     tensors["variance"] = state.variance
     meta = {"step": state.step, "wall_s": state.wall_s, "run": key}
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, kind="transcoder_checkpoint") as tmp:
         save_file(tensors, str(tmp / "state.safetensors"))
         (tmp / "state.json").write_text(json.dumps(meta, indent=2))
 

@@ -161,15 +161,19 @@ def default_transcoders_dir(spec: str, *, must_exist: bool = True) -> Path:
     except ModelSpecError as err:
         raise TranscoderError(str(err)) from err
     if model_dir is None:
+        # Called before the model loads, by commands that read a set (--transcoders) and by
+        # `transcoders train` (--out): each hint names the flag of the command that asked.
+        where = "--out DIR to say where to write the set" if not must_exist else "--transcoders DIR"
         raise TranscoderError(
-            f"{spec!r} is a hub model with no local directory, so no transcoder set is "
-            "registered for it; pass --transcoders DIR (or --out DIR to train)"
+            f"{spec!r} is not a zoo model (`circuits zoo list`) or an existing directory, so it "
+            f"would be a hub model, and hub models have no registered transcoder set; check "
+            f"the name, or pass {where}"
         )
     path = model_dir / REGISTERED_DIR
     if must_exist and not (path / CONFIG).exists():
         raise TranscoderError(
             f"no transcoder set is registered for {spec} (nothing at {path}); train one with "
-            f"`transcoders train --model {spec}` or pass --transcoders DIR"
+            f"`transcoders train --model {spec} --into-model` or pass --transcoders DIR"
         )
     return path
 
@@ -194,7 +198,7 @@ def save_transcoder_set(tset: TranscoderSet, path: Path, *, dtype: str = "float3
         "weights_dtype": dtype,
         "training": tset.training_summary,
     }
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, kind=KIND) as tmp:
         save_file(tensors, str(tmp / WEIGHTS))
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     log.info("transcoder set written to %s", path)
@@ -223,16 +227,13 @@ def load_transcoder_set(
         raise TranscoderError(f"{path / CONFIG} is malformed: {err}") from err
     if (tset.n_layers, tset.d_model) != (config["n_layers"], config["d_model"]):
         raise TranscoderError(f"{path / CONFIG}: n_layers / d_model disagree with the layers")
-    try:
-        tensors = load_file(str(path / WEIGHTS))
-    except (OSError, SafetensorError) as err:
-        raise TranscoderError(f"cannot read {path / WEIGHTS}: {err}") from err
+    tensors = _read_weights(path / WEIGHTS)
     consumed: set[str] = set()
     for i, transcoder in enumerate(tset):
         prefix = f"layers.{i}."
-        mine = {k: v for k, v in tensors.items() if k.startswith(prefix)}
-        transcoder.load_tensors({k.removeprefix(prefix): v for k, v in mine.items()})
-        consumed |= set(mine)
+        mine = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+        _load_layer(path, i, transcoder, mine)
+        consumed |= {prefix + k for k in mine}
     if extra := sorted(set(tensors) - consumed):
         raise TranscoderError(f"{path / WEIGHTS} has weights of no layer: {extra[:5]}")
     if bridge is not None:
@@ -242,6 +243,44 @@ def load_transcoder_set(
     return tset.eval()
 
 
+def _read_weights(file: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of the safetensors `file`; a missing, truncated or foreign file is refused."""
+    try:
+        return load_file(str(file))
+    except (OSError, SafetensorError) as err:
+        raise TranscoderError(
+            f"cannot read {file}: {err}; the file is missing or truncated: save or train the "
+            "set again"
+        ) from err
+
+
+def _load_layer(
+    path: Path, layer: int, transcoder: Transcoder, tensors: dict[str, torch.Tensor]
+) -> None:
+    """Load one layer's tensors (names without the `layers.<L>.` prefix) into `transcoder`,
+    refusing shapes the config does not imply and values that are NaN or inf."""
+    file, prefix = path / WEIGHTS, f"layers.{layer}."
+    expected = transcoder.tensors()
+    for name, value in tensors.items():
+        if name in expected and value.shape != expected[name].shape:
+            raise TranscoderError(
+                f"{file}: tensor {prefix}{name} has shape {tuple(value.shape)} but {path / CONFIG} "
+                f"implies {tuple(expected[name].shape)} (d_model {transcoder.config.d_model}, "
+                f"d_transcoder {transcoder.config.d_transcoder}); the config and the weights "
+                "come from different sets: save them together"
+            )
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            n_bad = int((~torch.isfinite(value)).sum())
+            raise TranscoderError(
+                f"{file}: tensor {prefix}{name} holds NaN or inf ({n_bad} of {value.numel()} "
+                "values); the set is corrupt: train it again"
+            )
+    try:
+        transcoder.load_tensors(tensors)
+    except TranscoderError as err:
+        raise TranscoderError(f"{file}: layer {layer}: {err}") from err
+
+
 def _read_config(path: Path) -> dict[str, Any]:
     file = path / CONFIG
     if not file.exists():
@@ -249,9 +288,11 @@ def _read_config(path: Path) -> dict[str, Any]:
             f"no transcoder set at {path} (no {CONFIG}); train one with `transcoders train`"
         )
     try:
-        config = json.loads(file.read_text())
-    except json.JSONDecodeError as err:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise TranscoderError(f"{file} is not valid JSON: {err}") from err
+    except OSError as err:
+        raise TranscoderError(f"cannot read {file}: {err}") from err
     if not isinstance(config, dict) or config.get("kind") != KIND:
         kind = config.get("kind") if isinstance(config, dict) else None
         raise TranscoderError(f"{file} is not a transcoder set (kind {kind!r}, expected {KIND!r})")

@@ -2,8 +2,6 @@
 directory with `graph.json` (metadata and layout) and `graph.safetensors` (tensors)."""
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from torch import Tensor
 from circuits.attribution.nodes import KINDS, NodeIndex
 from circuits.attribution.targets import Target
 from circuits.errors import AttributionError
+from circuits.paths import atomic_dir
 
 SCHEMA_VERSION = 1
 GRAPH_KIND = "attribution_graph"
@@ -70,10 +69,13 @@ class Graph:
         return sums[self.index.feature_start :]
 
     def save(self, path: Path) -> Path:
-        """Write the graph directory atomically (a temporary sibling renamed into place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+        """Write the graph directory atomically (a temporary sibling renamed into place), never
+        over a directory this tool did not write."""
+        with atomic_dir(Path(path), kind=GRAPH_KIND) as tmp:
+            self._write(tmp)
+        return Path(path)
+
+    def _write(self, tmp: Path) -> None:
         tensors = {
             "tokens": self.index.tokens,
             "features": self.index.features,
@@ -110,17 +112,6 @@ class Graph:
             "config": self.config,
         }
         (tmp / "graph.json").write_text(json.dumps(meta, indent=1))
-        if path.exists():
-            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.old."))
-            os.replace(path, old / "graph")
-            os.replace(tmp, path)
-            for f in (old / "graph").iterdir():
-                f.unlink()
-            (old / "graph").rmdir()
-            old.rmdir()
-        else:
-            os.replace(tmp, path)
-        return path
 
     def to_networkx(self):
         """A `networkx.DiGraph` view: nodes are typed node values with attributes `kind`,

@@ -10,11 +10,11 @@ serve the role rules and not the circuit.
 """
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from circuits.paths import check_output_file, record_in_marked_parent, write_file_atomic
 
 SCHEMA_VERSION = 1
 
@@ -90,13 +90,11 @@ class Reference:
         return cls(**fields)
 
     def save(self, path: Path) -> None:
-        """Write atomically: a reader never sees half a file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_json(), f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
+        """Write atomically (a reader never sees half a file), never over a file this tool did
+        not write."""
+        check_output_file(path, kind=self.kind)
+        write_file_atomic(path, (json.dumps(self.to_json(), indent=1) + "\n").encode())
+        record_in_marked_parent(path)
 
 
 def reference_path(model_dir: Path, task: str) -> Path:

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from circuits.cli import compare, corpus, features, reference, run, tasks, zoo
-from circuits.errors import CircuitsError
+from circuits.errors import CircuitsError, one_line
 
 EPILOG = """examples:
   circuits run tasks/ioi.toml       the IOI circuit of the shipped model -> out/ioi/
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CircuitsError as err:
         if args.debug:
             raise
-        print(f"circuits: error: {err}", file=sys.stderr)
+        print(f"circuits: error: {one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("circuits: interrupted", file=sys.stderr)

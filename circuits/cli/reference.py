@@ -4,10 +4,15 @@ import argparse
 import shlex
 from pathlib import Path
 
+from circuits.cli.arguments import add_threads, positive_int, unit_fraction
+
 EPILOG = """examples:
-  circuits reference tasks/ioi.toml --model zoo:small      -> next to the zoo model's card
+  circuits reference tasks/ioi.toml --model zoo:small      -> out/reference/small/ioi.json
+  circuits reference tasks/ioi.toml --model zoo:small --into-model   -> next to its model card
   circuits reference tasks/greater_than.toml               the task's default model
   circuits reference tasks/ioi.toml --model ./my-model --count 128 --out ref/ioi.json
+
+Benchmarks read the references stored next to a model's card (`--into-model`).
 
 Patches every attention head and MLP from each prompt's corrupted twin (all positions), mean-
 ablates each at every role position, and path-patches every pair of components, then applies
@@ -28,19 +33,26 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("task", type=Path, help="task file (TOML), e.g. tasks/ioi.toml")
     parser.add_argument("--model", help="model spec (default: the task's, else zoo:default)")
     parser.add_argument(
-        "--count", type=int, default=64, help="prompts to average over (default: 64)"
+        "--count", type=positive_int, default=64, help="prompts to average over (default: 64)"
     )
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=unit_fraction,
         default=0.1,
         help="smallest effect, as a share of the clean-corrupt gap, that puts a component "
         "in the reference circuit (default: 0.1)",
     )
-    parser.add_argument(
-        "--out", type=Path, help="output file (default: <model dir>/reference/<task>.json)"
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out", type=Path, help="output file (default: out/reference/<model>/<task>.json)"
     )
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
+    where.add_argument(
+        "--into-model",
+        action="store_true",
+        help="store it next to the model's card (<model dir>/reference/<task>.json), replacing "
+        "the reference there",
+    )
+    add_threads(parser)
     parser.set_defaults(run=run)
 
 
@@ -48,20 +60,16 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from circuits.causal.compute import compute_reference
-    from circuits.causal.reference import reference_path
-    from circuits.errors import CircuitsError
-    from circuits.models import load_model, resolve_model_dir
-    from circuits.tasks import build_prompt_set, load_task
+    from circuits.models import load_model
+    from circuits.paths import check_output_file
+    from circuits.tasks import build_prompt_set, check_count, load_task
 
-    torch.set_num_threads(args.threads)
     spec = load_task(args.task)
     model_spec = args.model or spec.default_model or "zoo:default"
-    out = args.out
-    if out is None:
-        model_dir = resolve_model_dir(model_spec)
-        if model_dir is None:
-            raise CircuitsError(f"{model_spec} is a hub model: say where to write with --out FILE")
-        out = reference_path(model_dir, spec.name)
+    out = args.out or default_out(model_spec, spec.name, into_model=args.into_model)
+    check_output_file(out, kind="causal_reference")
+    check_count(args.count)
+    torch.set_num_threads(args.threads)
     bridge = load_model(model_spec)
     prompt_set = build_prompt_set(spec, bridge.tokenizer, n_ctx=bridge.cfg.n_ctx, count=args.count)
     command = shlex.join(
@@ -69,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             "circuits", "reference", str(args.task), "--model", model_spec,
             "--count", str(args.count), "--threshold", str(args.threshold),
             *(["--out", str(args.out)] if args.out else []),
+            *(["--into-model"] if args.into_model else []),
         ]
     )  # fmt: skip
     reference = compute_reference(
@@ -84,3 +93,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {role}: {', '.join(heads) or '-'}")
     print(f"wrote {out} ({reference.seconds:.0f} s)")
     return 0
+
+
+def default_out(model_spec: str, task: str, *, into_model: bool) -> Path:
+    """Next to the model's card with `into_model`, else out/reference/<model>/<task>.json."""
+    from circuits.causal.reference import reference_path
+    from circuits.errors import CircuitsError
+    from circuits.models import resolve_model_dir
+    from circuits.paths import model_slug
+
+    if not into_model:
+        return Path("out") / "reference" / model_slug(model_spec) / f"{task}.json"
+    model_dir = resolve_model_dir(model_spec)
+    if model_dir is None:
+        raise CircuitsError(f"{model_spec} is a hub model: say where to write with --out FILE")
+    return reference_path(model_dir, task)

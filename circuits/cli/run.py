@@ -2,8 +2,12 @@
 
 import argparse
 import logging
-import tempfile
 from pathlib import Path
+
+from circuits.cli.arguments import add_threads, positive_int, unit_fraction
+from circuits.run.config import ENGINES, RunConfig
+
+DEFAULTS = RunConfig()
 
 EPILOG = """examples:
   circuits run tasks/ioi.toml                          shipped model and transcoders -> out/ioi/
@@ -16,6 +20,9 @@ components.json (the influence each attention head and MLP layer carries), featu
 (top contexts, promoted and input tokens of the circuit's features), the first
 prompt's attribution graph (graphs/prompt-0/), faithfulness.png, report.md and summary.json.
 Validation ablates nodes by resampling them from each prompt's paired corrupted prompt.
+--out must be a new directory or an earlier run directory (which is replaced); anything else
+is refused. The directory appears only when every file is written. Without a drawing
+renderer the run still writes every other file and says what it skipped.
 """
 
 log = logging.getLogger(__name__)
@@ -34,57 +41,81 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", help="model spec (default: the task's, else zoo:default)")
     parser.add_argument("--transcoders", type=Path, help="transcoder set directory")
     parser.add_argument("--out", type=Path, help="output directory (default: out/<task>/)")
-    parser.add_argument("--engine", choices=("full", "recursive"), default="full")
-    parser.add_argument("--count", type=int, help="number of prompts (default: the task's)")
+    parser.add_argument("--engine", choices=ENGINES, default=DEFAULTS.engine)
+    parser.add_argument(
+        "--count", type=positive_int, help="number of prompts (default: the task's)"
+    )
     parser.add_argument(
         "--node-threshold",
-        type=float,
-        default=0.99,
-        help="share of the total node score the circuit may stop at (default: 0.99)",
+        type=unit_fraction,
+        default=DEFAULTS.node_threshold,
+        help="share of the total node score the circuit may stop at, in (0, 1] "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--max-feature-share",
+        type=unit_fraction,
+        default=DEFAULTS.max_feature_share,
+        help="most circuit features, as a share of the active features per prompt, in (0, 1] "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--min-gap",
         type=float,
-        default=0.05,
-        help="most circuit features, as a share of the active features per prompt (default: 0.05)",
+        default=DEFAULTS.min_gap,
+        help="smallest |clean - corrupted| mean metric on the model, in the metric's units, "
+        "that a run measures against; a smaller gap is refused (default: %(default)s)",
     )
     parser.add_argument(
-        "--draw-nodes", type=int, default=40, help="most nodes drawn in graph.svg (default: 40)"
+        "--draw-nodes",
+        type=positive_int,
+        default=40,
+        help="most nodes drawn in graph.svg (default: %(default)s)",
     )
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads (default: 1, fastest here)"
-    )
-    parser.set_defaults(run=run)
+    add_threads(parser)
+    parser.set_defaults(run=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from circuits.run.config import RunConfig
+    from circuits.run.output import check_run_dir
+    from circuits.tasks import check_count, load_task
+
+    # everything that can fail cheaply fails before the model loads
+    spec = load_task(args.task)
+    out = args.out or Path("out") / spec.name
+    check_run_dir(out)
+    if args.count is not None:
+        check_count(args.count)
+    try:
+        config = RunConfig(
+            engine=args.engine,
+            count=args.count,
+            node_threshold=args.node_threshold,
+            max_feature_share=args.max_feature_share,
+            min_gap=args.min_gap,
+        )
+    except ValueError as err:
+        args.parser.error(str(err))
+    return run_checked(args, spec, out, config)
+
+
+def run_checked(args: argparse.Namespace, spec, out: Path, config) -> int:
     import torch
 
     from circuits.attribution.replacement import ReplacementModel
-    from circuits.components.from_circuit import component_view
     from circuits.models import load_model
-    from circuits.run import export
-    from circuits.run.config import RunConfig
-    from circuits.run.pipeline import replace_dir, run_task
-    from circuits.run.report import plot_curve, render_report, write_summary
-    from circuits.tasks import build_prompt_set, load_task
+    from circuits.run.output import write_run
+    from circuits.run.pipeline import run_task
+    from circuits.tasks import build_prompt_set
     from transcoders.transcoder_set import default_transcoders_dir, load_transcoder_set, model_id
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    spec = load_task(args.task)
+    torch.set_num_threads(args.threads)
     model_spec = args.model or spec.default_model or "zoo:default"
     tset_dir = (
         args.transcoders
         or (Path(spec.default_transcoders) if spec.default_transcoders else None)
         or default_transcoders_dir(model_spec)
-    )
-    out = args.out or Path("out") / spec.name
-    config = RunConfig(
-        engine=args.engine,
-        count=args.count,
-        node_threshold=args.node_threshold,
-        max_feature_share=args.max_feature_share,
     )
     bridge = load_model(model_spec)
     tset = load_transcoder_set(tset_dir, bridge=bridge, model=model_id(model_spec))
@@ -93,67 +124,18 @@ def run(args: argparse.Namespace) -> int:
     atlas = feature_atlas(model_spec, bridge, tset, tset_dir)
     labels = atlas.labels if atlas is not None else None
     result = run_task(spec, prompt_set, model, model_spec=model_spec, config=config, labels=labels)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    circuit = result.circuit
-    faith = result.summary["validation.faithfulness"]
-    title = f"{spec.name} on {model_spec}: faithfulness {faith:.2f}"
-    write_drawings(circuit, prompt_set.prompts[0], title, config, args.draw_nodes, tmp)
-    export.write_json(circuit.to_json(), tmp / "circuit.json")
-    view = component_view(circuit, bridge.cfg.n_heads)
-    export.write_json(view.to_json(), tmp / "components.json")
-    if atlas is not None:
-        keys = sorted({(n.layer, n.feature) for n in circuit.nodes if n.feature is not None})
-        descriptions = atlas.describe(keys)
-        export.write_json(
-            {"features": [descriptions[k].to_json() for k in keys]}, tmp / "features.json"
-        )
-    result.graphs[0].save(tmp / "graphs" / "prompt-0")
-    n_circuit = sum(n.kind in ("feature", "error") for n in circuit.nodes)
-    plot_curve(result.curve, n_circuit, tmp / "faithfulness.png")
-    write_summary(
-        {**result.summary, "faithfulness_curve": [list(p) for p in result.curve]},
-        tmp / "summary.json",
-    )
-    (tmp / "report.md").write_text(render_report(circuit, result.summary, result.curve))
-    replace_dir(tmp, out)
+    written = write_run(result, out, atlas=atlas, draw_nodes=args.draw_nodes)
     s = result.summary
     print(
-        f"{spec.name} on {model_spec}: faithfulness {s['validation.faithfulness']:.3f} with "
-        f"{s['circuit_features']} features ({100 * s['circuit_feature_share']:.1f}% of active), "
-        f"completeness {s['validation.completeness']:.3f}, {s['seconds']:.0f} s"
+        f"{spec.name} on {model_spec}: metric {s['metric_clean']:.3f} clean, "
+        f"{s['metric_corrupt']:.3f} corrupted; faithfulness {s['validation.faithfulness']:.3f} "
+        f"with {s['circuit_features']} features ({100 * s['circuit_feature_share']:.1f}% of "
+        f"active), completeness {s['validation.completeness']:.3f}, {s['seconds']:.0f} s"
     )
-    print(
-        f"wrote {out}/: report.md, graph.svg, graph.png, graph.json, circuit.json, "
-        "features.json, components.json, summary.json"
-    )
+    print(f"wrote {out}/: {', '.join(written.files)}")
+    for line in written.skipped:
+        print(f"skipped: {line}")
     return 0
-
-
-def write_drawings(circuit, first, title, config, max_nodes, out):
-    """graph.svg and graph.png (the strongest `max_nodes` nodes, laid out by the roles of the
-    first prompt `first`) and graph.json for the common graph viewer."""
-    from circuits.run import export
-    from circuits.run.aggregate import role_names
-    from circuits.run.circuit import drawable
-
-    role_positions = {
-        name: pos for pos, name in enumerate(role_names(first.roles, len(first.tokens)))
-    }
-    shown = drawable(circuit, max_nodes=max_nodes)
-    if len(shown.nodes) < len(circuit.nodes):
-        title += f" (the {len(shown.nodes)} strongest of {len(circuit.nodes)} nodes)"
-    export.render_svg(shown, out / "graph.svg", title=title, role_positions=role_positions)
-    export.render_png(shown, out / "graph.png", title=title, role_positions=role_positions)
-    viewer = export.viewer_json(
-        circuit,
-        slug=f"{circuit.task}-{circuit.model.replace(':', '-')}",
-        prompt_tokens=export.role_tokens(circuit, role_positions),
-        node_threshold=config.node_threshold,
-        answer_id=first.answers[0],
-    )
-    export.write_json(viewer, out / "graph.json")
 
 
 def feature_atlas(model_spec, bridge, tset, tset_dir):

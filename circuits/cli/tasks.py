@@ -30,7 +30,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     show.add_argument("task", type=Path, help="task file (TOML)")
     show.add_argument("--model", help="model spec whose tokenizer builds the prompts")
-    show.add_argument("--count", type=_positive, default=3, help="prompts to show (default: 3)")
+    show.add_argument(
+        "--count", type=_count, default=3, help="prompts to show (default: 3, at most 10,000)"
+    )
     show.set_defaults(run=run_show)
 
     check = sub.add_parser(
@@ -44,10 +46,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     check.set_defaults(run=run_check)
 
 
-def _positive(text: str) -> int:
+def _count(text: str) -> int:
+    """A number of prompts: a positive integer, at most `circuits.tasks.spec.MAX_COUNT`."""
+    from circuits.errors import TaskFileError
+    from circuits.tasks.spec import check_count
+
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
+    try:
+        return check_count(int(text))
+    except TaskFileError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def tokenizer_and_n_ctx(spec: str):

@@ -3,7 +3,9 @@
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 
+from circuits.cli.arguments import positive_int
 from circuits.errors import ModelSpecError
 from circuits.zoo.card import read_card
 from circuits.zoo.registry import DEFAULT, ZOO, is_trained, zoo_model, zoo_path
@@ -11,7 +13,8 @@ from circuits.zoo.registry import DEFAULT, ZOO, is_trained, zoo_model, zoo_path
 EPILOG = """examples:
   circuits zoo list                  a table of the zoo
   circuits zoo list --names          one name per line (for scripts)
-  circuits zoo train small           train (or resume training) the model `small`
+  circuits zoo train small           train (or resume) `small` into out/zoo/small/
+  circuits zoo train small --into-zoo   replace the zoo's own `small` (zoo:small)
   circuits zoo eval tiny --json      task scores on held-out prompts, as JSON
   circuits zoo path default          the directory of the shipped model
 """
@@ -37,7 +40,19 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         formatter_class=fmt,
     )
     train.add_argument("name", help="zoo model name (see `circuits zoo list`)")
-    train.add_argument("--steps", type=int, help="override the number of optimizer steps")
+    train.add_argument("--steps", type=positive_int, help="override the number of optimizer steps")
+    where = train.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out",
+        type=Path,
+        help="output directory (default: out/zoo/<name>/; use it as --model DIR)",
+    )
+    where.add_argument(
+        "--into-zoo",
+        action="store_true",
+        help="replace the zoo's own model directory (what zoo:<name> loads), dropping the "
+        "transcoders and references trained on its old weights",
+    )
     train.add_argument(
         "--fresh", action="store_true", help="discard an existing checkpoint and start from step 0"
     )
@@ -48,7 +63,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("name", help="zoo model name, or `default`")
     evaluate.add_argument("--json", action="store_true", help="print JSON for machines")
-    evaluate.add_argument("--n-prompts", type=int, default=200, help="prompts per task")
+    evaluate.add_argument(
+        "--n-prompts", type=positive_int, default=200, help="prompts per task (default: 200)"
+    )
     evaluate.set_defaults(run=run_eval)
 
     path = sub.add_parser(
@@ -87,13 +104,14 @@ def run_list(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     import shutil
 
-    from circuits.paths import cache_dir
-    from circuits.zoo.train import CHECKPOINT, LOG, train
+    from circuits.paths import cache_dir, check_output_dir
+    from circuits.zoo.train import CHECKPOINT, LOG, ZOO_MODEL_KIND, train
 
     spec = zoo_model(args.name)
     if args.steps is not None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, n_steps=args.steps))
-    out = zoo_path(spec.name)
+    out = zoo_path(spec.name) if args.into_zoo else args.out or Path("out") / "zoo" / spec.name
+    check_output_dir(out, kind=ZOO_MODEL_KIND)
     work = cache_dir() / "zoo-training" / spec.name  # outlives the work tree, for resuming
     if args.fresh:
         shutil.rmtree(work / CHECKPOINT, ignore_errors=True)
@@ -102,6 +120,10 @@ def run_train(args: argparse.Namespace) -> int:
     card = read_card(out)
     print(f"trained {spec.name} in {card['wall_time_s'] / 60:.1f} min -> {out}")
     print(json.dumps(card["scores"], indent=2))
+    if args.into_zoo:
+        print(f"zoo:{spec.name} now loads it; train its transcoders and references again")
+    else:
+        print(f"use it with --model {out} (or train it with --into-zoo to replace zoo:{spec.name})")
     return 0
 
 

@@ -2,6 +2,8 @@
 
 import json
 import logging
+import reprlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,59 @@ log = logging.getLogger(__name__)
 REQUIRED_FILES = ("summary.json", "circuit.json")
 """What makes a directory a run directory; everything else is optional."""
 
+Check = tuple[str, Callable[[Any], bool], bool]
+"""What a JSON value must be (in words, and as a test), and whether its key is required."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_scores(value: Any) -> bool:
+    return isinstance(value, dict) and all(_is_number(v) for v in value.values())
+
+
+def _is_curve(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(p, list) and len(p) == 2 and _is_int(p[0]) and _is_number(p[1]) for p in value
+    )
+
+
+SUMMARY_KEYS: dict[str, Check] = {
+    "task": ("a string", _is_str, True),
+    "model": ("a string", _is_str, True),
+    "metric": ("a string", _is_str, True),
+    "n_prompts": ("an integer", _is_int, True),
+    "d_model": ("an integer", _is_int, False),
+    "mean_active_features": ("a number", _is_number, False),
+    "circuit_features": ("an integer", _is_int, False),
+    "circuit_feature_share": ("a number", _is_number, False),
+    "circuit_nodes": ("an integer", _is_int, False),
+    "validation.faithfulness": ("a number", _is_number, False),
+    "validation.completeness": ("a number", _is_number, False),
+    "faithfulness_curve": ("a list of [nodes, faithfulness] pairs", _is_curve, False),
+}
+"""The keys of summary.json a comparison reads. Its other keys are `circuits run`'s own and
+ignored here; older runs lack the optional ones."""
+COMPONENTS_KEYS: dict[str, Check] = {
+    "task": ("a string", _is_str, True),
+    "model": ("a string", _is_str, True),
+    "n_layers": ("an integer", _is_int, True),
+    "n_heads": ("an integer", _is_int, True),
+    "scores": ("an object of numbers", _is_scores, True),
+    "edges": ("an object of numbers", _is_scores, False),
+    "flow": ("an object of numbers", _is_scores, False),
+}
+"""Every key of components.json (a `ComponentView`); others are refused."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunDir:
@@ -23,7 +78,7 @@ class RunDir:
 
     path: Path
     summary: dict[str, Any]
-    """summary.json as written by `circuits run`."""
+    """summary.json as written by `circuits run`, its keys in SUMMARY_KEYS checked."""
     circuit: Circuit
     view: ComponentView
     """The circuit's weight on each head and MLP."""
@@ -34,11 +89,11 @@ class RunDir:
 
     @property
     def model(self) -> str:
-        return str(self.summary.get("model", self.circuit.model))
+        return self.summary["model"]
 
     @property
     def task(self) -> str:
-        return str(self.summary.get("task", self.circuit.task))
+        return self.summary["task"]
 
     @property
     def n_layers(self) -> int:
@@ -59,14 +114,38 @@ class RunDir:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: not JSON, or not UTF-8
         raise CompareError(
             f"{path}: cannot read it as JSON ({err}); rerun `circuits run`"
         ) from None
     if not isinstance(data, dict):
         raise CompareError(f"{path}: expected a JSON object; rerun `circuits run`")
     return data
+
+
+def _check_keys(
+    path: Path, data: Mapping[str, Any], checks: Mapping[str, Check], *, closed: bool
+) -> None:
+    """Raise CompareError naming `path` and the first key of `data` that is missing, of the wrong
+    type, or (where `closed`) unknown."""
+    if closed and (unknown := sorted(set(data) - set(checks))):
+        raise CompareError(
+            f"{path}: unknown key {unknown[0]!r}; expected only {', '.join(checks)} (rerun "
+            "`circuits run` to rewrite it)"
+        )
+    for key, (what, test, required) in checks.items():
+        if key not in data:
+            if required:
+                raise CompareError(
+                    f"{path}: missing key {key!r}; rerun `circuits run` to rewrite the run"
+                )
+            continue
+        if not test(data[key]):
+            raise CompareError(
+                f"{path}: key {key!r} must be {what}, got {reprlib.repr(data[key])}; rerun "
+                "`circuits run` to rewrite the run"
+            )
 
 
 def model_config(model_spec: str) -> dict[str, Any] | None:
@@ -94,7 +173,9 @@ def _width(summary: dict[str, Any], config: dict[str, Any] | None) -> int | None
 def _view(path: Path, circuit: Circuit, config: dict[str, Any] | None) -> tuple[ComponentView, str]:
     """components.json, or the view computed from the circuit for runs older than that file."""
     if (path / "components.json").exists():
-        return ComponentView.from_json(_read_json(path / "components.json")), "components.json"
+        data = _read_json(path / "components.json")
+        _check_keys(path / "components.json", data, COMPONENTS_KEYS, closed=True)
+        return ComponentView.from_json(data), "components.json"
     if circuit.gap == 0:
         raise CompareError(
             f"{path} has no components.json and its circuit.json records no clean-corrupt gap "
@@ -127,13 +208,14 @@ def load_run(path: Path) -> RunDir:
                 f"`circuits run TASK --out {path}`"
             )
     summary = _read_json(path / "summary.json")
+    _check_keys(path / "summary.json", summary, SUMMARY_KEYS, closed=False)
     try:
         circuit = Circuit.from_json(_read_json(path / "circuit.json"))
     except (KeyError, TypeError) as err:
         raise CompareError(
             f"{path / 'circuit.json'} is not a circuit ({err}); rerun `circuits run`"
         ) from None
-    config = model_config(str(summary.get("model", circuit.model)))
+    config = model_config(summary["model"])
     view, source = _view(path, circuit, config)
     return RunDir(
         path=path,

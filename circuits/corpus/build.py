@@ -127,7 +127,7 @@ def documents(config: CorpusConfig) -> Iterator[tuple[str, str]]:
 def build_corpus(config: CorpusConfig, out: Path | None = None) -> Path:
     """Write `corpus.txt`, `tokenizer.json`, `train.npy`, `val.npy` and `corpus.json`."""
     out = out or corpus_dir(config)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="corpus") as tmp:
         counts: dict[str, int] = dict.fromkeys(config.shares, 0)
         docs: list[str] = []
         with tqdm(total=config.n_chars, unit="char", unit_scale=True, desc="corpus") as bar:

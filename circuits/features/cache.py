@@ -99,7 +99,7 @@ def save_scan(scan: FeatureScan, path: Path, *, meta: dict[str, Any]) -> None:
         "d_transcoder": [found.n_active.shape[0] for found in scan.layers],
         "seconds": scan.seconds,
     }
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, kind="feature_atlas") as tmp:
         save_file(tensors, str(tmp / SCAN_FILE))
         (tmp / ATLAS_JSON).write_text(json.dumps(atlas, indent=2) + "\n")
 

@@ -28,6 +28,10 @@ class RunConfig:
     """Re-rank the strongest `refine` x (feature cap) nodes by resampling each alone on the real
     model (0: first-order scores only)."""
     curve_points: int = 12
+    """Sizes on the faithfulness-against-size curve."""
+    min_gap: float = 0.05
+    """Smallest |clean - corrupted| task metric, averaged over the prompts on the real model (in
+    the metric's units), that a run measures against; a smaller gap is refused."""
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -35,5 +39,9 @@ class RunConfig:
         for name in ("node_threshold", "edge_threshold", "max_feature_share", "head_share"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        if not self.min_gap > 0:
+            raise ValueError(f"min_gap must be positive, got {self.min_gap}")
+        if self.count is not None and self.count < 1:
+            raise ValueError(f"count must be >= 1, got {self.count}")
         if self.refine < 0:
             raise ValueError(f"refine must be >= 0, got {self.refine}")

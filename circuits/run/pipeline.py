@@ -1,13 +1,9 @@
 """The steps of `circuits run`: prompts -> graphs -> merged circuit -> validation -> files."""
 
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +16,7 @@ from circuits.attribution.influence import total_effects
 from circuits.attribution.recursive import RecursiveConfig, attribute_recursive
 from circuits.attribution.replacement import ReplacementModel
 from circuits.components.qk_paths import qk_path_scores
+from circuits.errors import GapError
 from circuits.run.aggregate import (
     MergedGraph,
     corruption_changes,
@@ -47,6 +44,7 @@ from circuits.run.validate import (
     mean_metric,
     record_nodes,
 )
+from circuits.tasks import PromptSet, TaskPrompt
 from transcoders.splice import spliced_logits
 
 log = logging.getLogger(__name__)
@@ -54,13 +52,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
+    """A finished task run; `circuits.run.output.write_run` writes it as a run directory."""
+
     circuit: Circuit
     summary: dict[str, Any]
+    """Figures for report.md and summary.json (metrics, gap, validation, sizes, seconds)."""
     graphs: list[Graph]
+    """Each prompt's attribution graph."""
     curve: list[tuple[int, float]]
+    """Faithfulness against the number of feature and error nodes kept."""
+    config: RunConfig
+    example: TaskPrompt
+    """The first prompt, whose tokens label the drawing."""
+    n_heads: int
 
 
-def compute_graphs(model: ReplacementModel, prompt_set: Any, config: RunConfig) -> list[Graph]:
+def compute_graphs(
+    model: ReplacementModel, prompt_set: PromptSet, config: RunConfig
+) -> list[Graph]:
     graphs = []
     for prompt in tqdm(prompt_set.prompts, desc=f"attribution ({config.engine})", unit="prompt"):
         tokens = torch.tensor(prompt.tokens)
@@ -80,7 +89,7 @@ def compute_graphs(model: ReplacementModel, prompt_set: Any, config: RunConfig) 
 
 def validate(
     model: ReplacementModel,
-    prompt_set: Any,
+    prompt_set: PromptSet,
     records: list[tuple[NodeRecord, NodeRecord]],
     merged: MergedGraph,
     ranking: Ranking,
@@ -157,7 +166,7 @@ def resolve_circuit_edges(
     names: list[list[str]],
     merged: MergedGraph,
     edge_mask: torch.Tensor,
-    prompt_set: Any,
+    prompt_set: PromptSet,
     records: list[tuple[NodeRecord, NodeRecord]],
 ) -> "CircuitEdgeParts":
     """Each kept merged edge's weight and effect on the metric, split by the heads that carry it
@@ -313,20 +322,9 @@ def ordered_roles(names: list[list[str]]) -> list[str]:
     return sorted(seen, key=lambda n: sum(seen[n]) / len(seen[n]))
 
 
-def replace_dir(tmp: Path, out: Path) -> None:
-    """Move the finished `tmp` directory to `out`, replacing a previous run's output."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-        os.replace(out, old / "run")
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
-
-
 def record_and_merge(
     model: ReplacementModel,
-    prompt_set: Any,
+    prompt_set: PromptSet,
     graphs: list[Graph],
     names: list[list[str]],
     config: RunConfig,
@@ -358,7 +356,7 @@ def node_changes(
     merged: MergedGraph,
     circuit_mask: torch.Tensor,
     names: list[list[str]],
-    prompt_set: Any,
+    prompt_set: PromptSet,
     records: list[tuple[NodeRecord, NodeRecord]],
 ) -> dict[int, float]:
     """Merged node index -> how much the corruption changes it, for the circuit's nodes."""
@@ -373,7 +371,7 @@ def node_changes(
 
 
 def head_moved_patterns(
-    model: ReplacementModel, graphs: list[Graph], prompt_set: Any
+    model: ReplacementModel, graphs: list[Graph], prompt_set: PromptSet
 ) -> dict[str, float]:
     """Head name -> mean effect on the metric of its own attention taking the corrupted prompt's
     pattern (`moved_patterns`), over the prompts."""
@@ -393,7 +391,33 @@ def head_moved_patterns(
     }
 
 
-def spliced_metric(model: ReplacementModel, prompt_set: Any, *, corrupt: bool = False) -> float:
+@torch.no_grad()
+def model_metrics(bridge: Any, prompt_set: PromptSet) -> tuple[float, float]:
+    """The task metric on the real model, averaged over the clean and over the corrupted
+    prompts."""
+    clean, corrupt = [], []
+    for p in prompt_set.prompts:
+        for tokens, values in ((p.tokens, clean), (p.corrupt_tokens, corrupt)):
+            logits = bridge(torch.tensor(tokens)[None])[0]
+            values.append(float(prompt_set.metric_value(logits[p.position], p)))
+    return sum(clean) / len(clean), sum(corrupt) / len(corrupt)
+
+
+def check_gap(clean: float, corrupt: float, min_gap: float, task: str) -> None:
+    """Refuse a task whose clean and corrupted prompts give (nearly) the same metric: every
+    faithfulness would divide by noise."""
+    gap = clean - corrupt
+    if not abs(gap) >= min_gap:  # also catches nan
+        raise GapError(
+            f"task {task!r}: the metric is {clean:.4f} on the clean prompts and {corrupt:.4f} on "
+            f"the corrupted ones, a gap of {gap:.4f}, under the {min_gap:g} a run needs to "
+            "measure against; make the corrupted prompts change the answer (or lower --min-gap)"
+        )
+
+
+def spliced_metric(
+    model: ReplacementModel, prompt_set: PromptSet, *, corrupt: bool = False
+) -> float:
     """The task metric with every MLP replaced by its transcoder, averaged over the prompts (or
     over their corrupted prompts)."""
     values = []
@@ -406,7 +430,7 @@ def spliced_metric(model: ReplacementModel, prompt_set: Any, *, corrupt: bool = 
 
 def run_task(
     spec: Any,
-    prompt_set: Any,
+    prompt_set: PromptSet,
     model: ReplacementModel,
     *,
     model_spec: str,
@@ -416,6 +440,8 @@ def run_task(
     """Attribute every prompt, merge, prune, resolve heads and validate. `labels` names the
     circuit's features (layer, index) for drawings and reports."""
     start = time.perf_counter()
+    clean, corrupt = model_metrics(model.bridge, prompt_set)
+    check_gap(clean, corrupt, config.min_gap, spec.name)
     graphs = compute_graphs(model, prompt_set, config)
     names = [role_names(p.roles, len(p.tokens)) for p in prompt_set.prompts]
     records, merged = record_and_merge(model, prompt_set, graphs, names, config)
@@ -473,8 +499,19 @@ def run_task(
         "circuit_edges": len(circuit.edges),
         "replacement_score": merged.pruning.replacement_score,
         "completeness_score": merged.pruning.completeness_score,
+        "metric_clean": clean,
+        "metric_corrupt": corrupt,
+        "gap": clean - corrupt,
         "metric_spliced": clean_metric,
         **{f"validation.{k}": v for k, v in validation.items()},
         "seconds": time.perf_counter() - start,
     }
-    return RunResult(circuit=circuit, summary=summary, graphs=graphs, curve=curve)
+    return RunResult(
+        circuit=circuit,
+        summary=summary,
+        graphs=graphs,
+        curve=curve,
+        config=config,
+        example=prompt_set.prompts[0],
+        n_heads=model.bridge.cfg.n_heads,
+    )

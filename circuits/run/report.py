@@ -50,6 +50,14 @@ def _undefined_note(s: dict[str, Any]) -> list[str]:
     ]
 
 
+def _drawing(s: dict[str, Any]) -> list[str]:
+    """The circuit's drawing, or what was skipped and why."""
+    skipped = s.get("skipped", [])
+    if any(line.startswith("graph.svg") for line in skipped):
+        return [f"Not drawn: {line}" for line in skipped]
+    return ["![circuit](graph.svg)"]
+
+
 def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[int, float]]) -> str:
     s = summary
     lines = [
@@ -62,7 +70,10 @@ def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[i
         "",
         "| | |",
         "|---|---|",
-        f"| metric, original model | {s['validation.model']:.3f} |",
+        f"| metric, original model, clean prompts | {s['metric_clean']:.3f} |",
+        f"| metric, original model, corrupted prompts | {s['metric_corrupt']:.3f} |",
+        f"| **clean - corrupted gap** (faithfulness is measured against it) | **{s['gap']:.3f}** |",
+        f"| metric, original model through the validation replay | {s['validation.model']:.3f} |",
         f"| metric, transcoders spliced (no error terms) | {s['metric_spliced']:.3f} |",
         f"| metric, everything ablated | {s['validation.nothing']:.3f} |",
         f"| metric, circuit only | {s['validation.circuit']:.3f} |",
@@ -77,7 +88,7 @@ def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[i
         f"Ablation: {s['validation.ablation']}.",
         *_undefined_note(s),
         "",
-        "![circuit](graph.svg)",
+        *_drawing(s),
         "",
         "## Faithfulness against circuit size",
         "",

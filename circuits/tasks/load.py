@@ -49,9 +49,17 @@ def load_task(path: Path | str) -> TaskSpec:
     """Parse and check the task file at `path`; raises `TaskFileError` naming file, key and fix."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))  # offsets of the whole file
     except (FileNotFoundError, IsADirectoryError):
         raise TaskFileError(f"{path}: no such task file") from None
+    except UnicodeDecodeError as err:
+        line = err.object[: err.start].count(b"\n") + 1
+        raise TaskFileError(
+            f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} on line {line}); save "
+            "the task file as UTF-8"
+        ) from None
+    except OSError as err:
+        raise TaskFileError(f"{path}: cannot read the task file ({err.strerror or err})") from None
     except tomllib.TOMLDecodeError as err:
         raise TaskFileError(f"{path}: not valid TOML ({err})") from None
     try:

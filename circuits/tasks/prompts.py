@@ -12,13 +12,14 @@ from typing import NoReturn
 
 from jaxtyping import Float
 from torch import Tensor
+from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from circuits.attribution.targets import Target
 from circuits.errors import TaskFileError
 from circuits.tasks.fillers import Draw
 from circuits.tasks.metrics import METRICS
-from circuits.tasks.spec import END, AnswerRange, Answers, AnswerTemplates, TaskSpec
+from circuits.tasks.spec import END, AnswerRange, Answers, AnswerTemplates, TaskSpec, check_count
 from circuits.tasks.template import Rendered, placeholders, render
 
 
@@ -118,16 +119,18 @@ def build_prompt_set(
 ) -> PromptSet:
     """Draw `count` prompts (default: the file's) with `seed` (default: the file's).
 
-    Raises `TaskFileError` naming the prompt when one does not fit the tokenizer or `n_ctx`.
+    Raises `TaskFileError` naming the prompt when one does not fit the tokenizer or `n_ctx`, and
+    for a count outside 1..MAX_COUNT (`check_count` says so before a model is loaded).
+    A progress bar shows where building takes more than a few seconds (thousands of prompts).
     """
     count = spec.count if count is None else count
     seed = spec.seed if seed is None else seed
-    if count < 1:
-        raise TaskFileError(f"{spec.path}: count must be at least 1, got {count}")
+    check_count(count)  # the file's own count was checked when it loaded
     builder = _Builder(spec, tokenizer, n_ctx)
     builder.check_answer_values()
     rng = random.Random(seed)
-    prompts = [builder.prompt(i, rng) for i in range(count)]
+    draws = tqdm(range(count), desc=f"{spec.name} prompts", unit="prompt", delay=3, leave=False)
+    prompts = [builder.prompt(i, rng) for i in draws]
     order = [*spec.roles, END]
     mean = {r: sum(p.roles[r] for p in prompts) / len(prompts) for r in order}
     roles = sorted(order, key=lambda r: (r == END, mean[r], order.index(r)))
@@ -139,6 +142,8 @@ class _Builder:
 
     def __init__(self, spec: TaskSpec, tokenizer: PreTrainedTokenizerBase, n_ctx: int) -> None:
         self.spec, self.tokenizer, self.n_ctx = spec, tokenizer, n_ctx
+        self.token_ids: dict[str, int] = {}
+        """Single-token words already encoded: answer ranges ask for the same ones each prompt."""
         bos = tokenizer.bos_token_id
         bos = tokenizer.eos_token_id if bos is None else bos
         if not isinstance(bos, int):
@@ -163,6 +168,8 @@ class _Builder:
         return [self.bos, *ids], [(0, 0), *offsets]
 
     def token_id(self, word: str, key: str) -> int:
+        if word in self.token_ids:
+            return self.token_ids[word]
         ids = self.tokenizer.encode(word, add_special_tokens=False)
         if len(ids) != 1:
             pieces = [self.tokenizer.decode([i]) for i in ids]
@@ -171,6 +178,7 @@ class _Builder:
                 f"{word!r} is {len(ids)} tokens for this tokenizer ({word!r} -> {pieces}); "
                 "answers must be single tokens: use another word or a tokenizer that has it",
             )
+        self.token_ids[word] = ids[0]
         return ids[0]
 
     def check_answer_values(self) -> None:
@@ -197,6 +205,12 @@ class _Builder:
             wrong_words = list(dict.fromkeys(spec.wrong.words(draw))) if spec.wrong else []
         except ValueError as err:
             self.fail(f"[prompts] {key}", f"prompt {i}: {err}")
+        if not clean.text.strip():
+            self.fail(
+                "[prompts] template",
+                f"prompt {i} is empty ({spec.template!r} with {dict(draw.values)}); give the "
+                "template text of its own or fillers that are not empty",
+            )
         tokens, offsets = self.encode(clean.text)
         corrupt_tokens, corrupt_offsets = self.encode(corrupt.text)
         self.check_lengths(i, clean, corrupt, len(tokens), len(corrupt_tokens))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from circuits.errors import TaskFileError
 from circuits.tasks.metrics import METRICS
 from circuits.tasks.template import brace_problem, literal_parts, placeholders, render
 
@@ -18,6 +19,32 @@ END = "END"
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 ROLE_REF = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:#([1-9][0-9]*))?(?:\+([0-9]+))?")
+MAX_COUNT = 10_000
+"""Most prompts one prompt set holds: building them takes a few seconds, and attributing them
+(a graph per prompt) hours on a CPU; more would only look like a hang."""
+
+
+def count_problem(count: int) -> str | None:
+    """Why `count` is not a number of prompts a prompt set can hold, or None."""
+    if count < 1:
+        return f"must be at least 1, got {count}"
+    if count > MAX_COUNT:
+        return (
+            f"{count:,} prompts is more than the {MAX_COUNT:,} a prompt set holds (building and "
+            f"attributing them would take days); use a count of at most {MAX_COUNT:,}"
+        )
+    return None
+
+
+def check_count(count: int) -> int:
+    """`count` if a prompt set can hold that many prompts (1 to MAX_COUNT), else TaskFileError.
+
+    Cheap: call it on a `--count` before loading a model.
+    """
+    problem = count_problem(count)
+    if problem is not None:
+        raise TaskFileError(f"count: {problem}")
+    return count
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,8 +205,9 @@ def _check_task(spec: TaskSpec) -> None:
         raise ValueError(
             f"[task] metric: unknown metric {spec.metric!r}; use one of {', '.join(METRICS)}"
         )
-    if spec.count < 1:
-        raise ValueError(f"[task] count: must be at least 1, got {spec.count}")
+    problem = count_problem(spec.count)
+    if problem is not None:
+        raise ValueError(f"[task] count: {problem}")
     if spec.seed < 0:
         raise ValueError(f"[task] seed: must be >= 0, got {spec.seed}")
 
@@ -267,6 +295,10 @@ def _check_cycles(spec: TaskSpec) -> None:
 
 def _check_prompts(spec: TaskSpec, defined: set[str]) -> None:
     for key in ("template", "corrupt"):
+        if not getattr(spec, key).strip():
+            raise ValueError(
+                f"[prompts] {key}: is empty; write the prompt's text, with {{FILLER}} placeholders"
+            )
         problem = brace_problem(getattr(spec, key))
         if problem:
             raise ValueError(f"[prompts] {key}: {problem}")

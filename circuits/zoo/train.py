@@ -5,6 +5,7 @@ run resumed from a checkpoint repeats exactly the steps an uninterrupted run wou
 """
 
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -23,15 +24,24 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 from circuits.corpus.build import load_corpus_tokenizer, load_or_build_corpus
 from circuits.corpus.tokenizer import end_of_text_id
 from circuits.errors import CheckpointError, CorpusError
-from circuits.paths import atomic_dir
+from circuits.paths import atomic_dir, cache_dir
 from circuits.zoo.card import write_card
 from circuits.zoo.registry import TrainConfig, ZooModel
 from circuits.zoo.scores import task_scores
 
 log = logging.getLogger(__name__)
 
+ZOO_MODEL_KIND = "zoo_model"
+"""The artifact kind of a trained zoo model directory."""
 CHECKPOINT = "checkpoint"
 LOG = "train_log.jsonl"
+
+
+def default_work_dir(out: Path) -> Path:
+    """Where the checkpoint and log of a run training into `out` live: in the cache, keyed by
+    `out`, so that `out` is written whole at the end."""
+    key = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:12]
+    return cache_dir() / "zoo-training" / f"{out.name}-{key}"
 
 
 def gpt2_config(spec: ZooModel, vocab_size: int, eot: int) -> GPT2Config:
@@ -126,7 +136,7 @@ def save_checkpoint(
     for i, state in opt.state_dict()["state"].items():
         for key, value in state.items():
             tensors[f"opt.{i}.{key}"] = torch.as_tensor(value).contiguous()
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, kind="zoo_checkpoint") as tmp:
         save_file(tensors, str(tmp / "state.safetensors"))
         (tmp / "step.json").write_text(json.dumps({"step": step}))
 
@@ -204,11 +214,12 @@ def train(
 ) -> Path | None:
     """Train `spec` into `out`, resuming from the checkpoint in `work` if there is one.
 
-    `work` (default: `out`) holds the checkpoint and the training log while training runs; the
-    log is copied into `out` at the end. `stop_after` ends the run after that step (as an
-    interruption would), leaving a checkpoint; returns None then, else the model directory.
+    `work` (default: a directory in the cache, keyed by `out`) holds the checkpoint and the
+    training log while training runs; the log is copied into `out` at the end. `stop_after`
+    ends the run after that step (as an interruption would), leaving a checkpoint; returns None
+    then, else the model directory.
     """
-    work = work or out
+    work = work or default_work_dir(out)
     config = spec.train
     corpus = load_or_build_corpus(spec.corpus)
     tokenizer = load_corpus_tokenizer(corpus)
@@ -266,10 +277,11 @@ def train(
             return None
     kept = model if ema is None else ema
     final = evaluate(kept, tokenizer, val, config, n_prompts=200)
-    _save_model(spec, out, kept, tokenizer, corpus, time.perf_counter() - start, loss_ema, final)
-    if work != out:
-        shutil.copyfile(log_path, out / LOG)
-        log_path.unlink()
+    with atomic_dir(out, kind=ZOO_MODEL_KIND) as tmp:
+        wall = time.perf_counter() - start
+        _save_model(spec, tmp, kept, tokenizer, corpus, wall, loss_ema, final)
+        shutil.copyfile(log_path, tmp / LOG)
+    log_path.unlink()
     shutil.rmtree(ckpt, ignore_errors=True)
     return out
 
@@ -318,7 +330,6 @@ def _save_model(
     train_loss: float,
     final: dict[str, float],
 ) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     card = {

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from circuits.errors import CheckpointError
 from circuits.zoo.registry import TrainConfig, ZooModel
-from circuits.zoo.train import CHECKPOINT, lr_at, train
+from circuits.zoo.train import CHECKPOINT, default_work_dir, lr_at, train
 
 
 @pytest.fixture
@@ -41,9 +41,11 @@ def test_resumed_run_gives_the_same_weights(
 
     interrupted = tmp_path / "interrupted"
     assert train(micro_spec, interrupted, stop_after=7, progress=False) is None
-    assert json.loads((interrupted / CHECKPOINT / "step.json").read_text()) == {"step": 7}
+    work = default_work_dir(interrupted)  # the checkpoint lives in the cache, not in the output
+    assert json.loads((work / CHECKPOINT / "step.json").read_text()) == {"step": 7}
+    assert not interrupted.exists()
     resumed = train(micro_spec, interrupted, progress=False)
-    assert resumed is not None and not (resumed / CHECKPOINT).exists()
+    assert resumed is not None and not (work / CHECKPOINT).exists()
 
     a = load_file(str(straight / "model.safetensors"))
     b = load_file(str(resumed / "model.safetensors"))

@@ -12,6 +12,7 @@ from circuits.attribution.nodes import ErrorNode, FeatureNode, TargetNode, Token
 from circuits.attribution.replacement import ReplacementModel
 from circuits.attribution.targets import logit_difference_target
 from circuits.errors import AttributionError
+from circuits.paths import MARKER
 from tests.oracle.architectures import D_VOCAB, random_bridge, random_transcoders
 
 
@@ -46,7 +47,8 @@ def test_save_and_load_round_trip_exactly(graph, tmp_path) -> None:
     assert (loaded.prompt, loaded.config) == (graph.prompt, graph.config)
     # saving again over the directory replaces it
     graph.save(tmp_path / "g")
-    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["graph.json", "graph.safetensors"]
+    names = sorted(p.name for p in (tmp_path / "g").iterdir())
+    assert names == [MARKER, "graph.json", "graph.safetensors"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

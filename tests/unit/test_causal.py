@@ -184,10 +184,10 @@ def test_reference_command_writes_a_loadable_file(tmp_path, capsys):
     assert "reference circuit" in capsys.readouterr().out
 
 
-def test_reference_of_a_hub_model_needs_an_output_file(capsys):
+def test_reference_into_a_hub_model_needs_an_output_file(capsys):
     from circuits.cli.main import main
 
-    assert main(["reference", "tasks/ioi.toml", "--model", "gpt2"]) == 1
+    assert main(["reference", "tasks/ioi.toml", "--model", "gpt2", "--into-model"]) == 1
     assert "--out" in capsys.readouterr().err
 
 

@@ -10,6 +10,7 @@ from circuits.cli.main import main
 from circuits.compare.curves import common_level, size_at
 from circuits.compare.roles import check_roles
 from circuits.components.from_circuit import component_view
+from circuits.paths import MARKER
 from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
 
 SMALL_CURVE = [[0, 0.0], [10, 0.5], [20, 1.0]]
@@ -123,7 +124,8 @@ def test_report_puts_models_smallest_first(runs, tmp_path: Path, capsys) -> None
     assert (out / "curves.png").stat().st_size > 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines[:2]] == ["fake-small", "fake-big"]
-    assert lines[2] == f"wrote {out}/: " + ", ".join(sorted(p.name for p in out.iterdir()))
+    written = sorted(p.name for p in out.iterdir() if p.name != MARKER)
+    assert lines[2] == f"wrote {out}/: " + ", ".join(written)
 
 
 def test_sizes_are_read_at_the_lowest_final_faithfulness_capped(runs, tmp_path: Path) -> None:
@@ -188,12 +190,13 @@ def test_one_directory_is_an_error(runs, capsys) -> None:
     )
 
 
-def test_existing_output_is_replaced_completely(runs, tmp_path: Path) -> None:
+def test_an_earlier_comparison_is_replaced_completely(runs, tmp_path: Path) -> None:
     out = tmp_path / "cmp"
-    (out / "old").mkdir(parents=True)
-    (out / "stale.txt").write_text("from an earlier comparison")
+    assert main(["compare", *map(str, runs), "--out", str(out)]) == 0
+    (out / "graph-fake-big.svg").unlink()
     assert main(["compare", *map(str, runs), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
+        MARKER,
         "compare.json",
         "components.png",
         "curves.png",
@@ -202,6 +205,15 @@ def test_existing_output_is_replaced_completely(runs, tmp_path: Path) -> None:
         "report.md",
     ]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_output_over_a_folder_of_the_users_work_is_refused(runs, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cmp"
+    (out / "old").mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    assert main(["compare", *map(str, runs), "--out", str(out)]) == 1
+    assert "did not write" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_output_over_a_run_directory_is_refused(runs, tmp_path: Path, capsys) -> None:

@@ -1,26 +1,16 @@
-"""Drawing and viewer-JSON export of a task circuit, on a hand-made 8-node IOI-shaped circuit."""
+"""Viewer-JSON export of a task circuit, on a hand-made 8-node IOI-shaped circuit (also drawn by
+`test_drawing`)."""
 
 import json
+import os
 import re
-import shutil
-import xml.etree.ElementTree as ET
-from pathlib import Path
+import stat
 
 import pytest
 
-from circuits.run import export
+from circuits import paths
 from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
-from circuits.run.export import (
-    render_png,
-    render_svg,
-    role_tokens,
-    viewer_json,
-    write_json,
-)
-
-needs_graphviz = pytest.mark.skipif(
-    shutil.which("neato") is None, reason="graphviz's neato program is not installed"
-)
+from circuits.run.export import role_tokens, viewer_json, write_json
 
 ROLE_POSITIONS = {"IO": 1, "S1": 3, "S1+1": 4, "S2": 6, "END": 8}
 EXAMPLE = ["When", " Mary", " and", " John", " went", " to", " John", " gave", " a"]
@@ -57,111 +47,6 @@ def make_circuit() -> Circuit:
         n_prompts=16,
         example_tokens=EXAMPLE,
     )
-
-
-def svg_text(path: Path) -> str:
-    root = ET.parse(path).getroot()
-    return " ".join(t.strip() for t in root.itertext() if t.strip())
-
-
-@needs_graphviz
-def test_svg_shows_every_label_head_and_example_token(tmp_path):
-    circuit = make_circuit()
-    path = render_svg(circuit, tmp_path / "graph.svg", role_positions=ROLE_POSITIONS)
-    text = svg_text(path)
-    for node in circuit.nodes:
-        assert node.label.strip() in text
-    for label in ["L0 #17", "L1 #230", "err L0", "L1H3 82%", "L1H1 64%", '" Mary"', "END"]:
-        assert label in text
-    assert "L1H0" not in text  # only the top head is labelled
-
-
-@needs_graphviz
-def test_svg_tokens_show_the_example_prompt_at_their_role(tmp_path):
-    path = render_svg(make_circuit(), tmp_path / "g.svg", role_positions={"IO": 0, "S2": 7})
-    text = svg_text(path)
-    assert '"When"' in text and '" gave"' in text and '" Mary"' not in text
-
-
-def node_centres(path: Path) -> dict[str, tuple[float, float]]:
-    """Centre of each drawn node (bounds of its shape; plain text: the text's anchor)."""
-    ns = {"s": "http://www.w3.org/2000/svg"}
-    centres = {}
-    for group in ET.parse(path).getroot().iterfind(".//s:g[@class='node']", ns):
-        title = group.find("s:title", ns)
-        shape = group.find("s:path", ns)
-        shape = shape if shape is not None else group.find("s:polygon", ns)
-        if shape is not None:
-            coords = shape.get("d") or shape.get("points") or ""
-            pairs = [tuple(map(float, p)) for p in re.findall(r"(-?[\d.]+),(-?[\d.]+)", coords)]
-            xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
-            centre = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
-        else:
-            text = group.find("s:text", ns)
-            assert text is not None
-            centre = (float(text.get("x", "nan")), float(text.get("y", "nan")))
-        centres[title.text if title is not None else ""] = centre
-    return centres
-
-
-@needs_graphviz
-def test_svg_is_a_grid_of_roles_by_layers(tmp_path):
-    pos = node_centres(render_svg(make_circuit(), tmp_path / "g.svg"))
-    x, y = {k: v[0] for k, v in pos.items()}, {k: v[1] for k, v in pos.items()}
-    # columns: IO token, IO feature and the IO axis label share x; the S2 token sits under the
-    # centre of the S2 cell (feature, then error); END features side by side under the target
-    assert x["n0"] == pytest.approx(x["n4"], abs=0.5)
-    assert x["col:IO"] == pytest.approx(x["n0"], abs=0.5)
-    assert x["n2"] < x["n1"] < x["n3"]
-    assert x["n5"] < x["n7"] < x["n6"]
-    assert x["n0"] < x["n1"] < x["n7"]  # roles in prompt order
-    # rows (SVG y grows downwards): tokens at the bottom, then L0, L1, the target on top
-    assert y["n0"] == pytest.approx(y["n1"], abs=0.5)
-    assert y["n2"] == pytest.approx(y["n4"], abs=0.5)
-    assert y["n5"] == pytest.approx(y["n6"], abs=0.5)
-    assert y["n0"] > y["n2"] > y["n5"] > y["n7"]
-    assert "col:S1" not in x  # roles without nodes take no column
-
-
-@needs_graphviz
-def test_crowded_cells_stack_lines_within_their_row(tmp_path):
-    base = make_circuit()
-    extra = [  # END at layer 1 now holds four features: two lines of two, strongest on top
-        CircuitNode(kind="feature", layer=1, role="END", feature=f, label=f"f{f}", influence=-1.0)
-        for f in (1, 2)
-    ]
-    circuit = Circuit(**{**base.__dict__, "nodes": [*base.nodes, *extra]})
-    pos = node_centres(render_svg(circuit, tmp_path / "g.svg"))
-    x, y = {k: v[0] for k, v in pos.items()}, {k: v[1] for k, v in pos.items()}
-    assert y["n5"] == pytest.approx(y["n6"], abs=0.5)
-    assert y["n8"] == pytest.approx(y["n9"], abs=0.5)
-    assert y["n7"] < y["n8"] < y["n5"] < y["n2"]  # SVG y grows downwards
-    assert (x["n5"] + x["n6"]) / 2 == pytest.approx((x["n8"] + x["n9"]) / 2, abs=0.5)
-
-
-@needs_graphviz
-def test_svg_does_not_repeat_labels_that_restate_the_role_or_the_feature(tmp_path):
-    base = make_circuit()
-    nodes = [
-        CircuitNode(kind="token", layer=-1, role="IO", label="IO"),
-        CircuitNode(kind="feature", layer=0, role="IO", feature=5, label="L0 #5"),
-        CircuitNode(kind="target", layer=2, role="IO", label="logit_diff"),
-    ]
-    circuit = Circuit(**{**base.__dict__, "nodes": nodes, "edges": []})
-    text = svg_text(render_svg(circuit, tmp_path / "g.svg"))
-    assert '"IO"' not in text
-    assert text.count("L0 #5") == 1 and text.count("logit_diff") == 2  # title and target
-
-
-@needs_graphviz
-def test_rendering_replaces_an_existing_file_without_leaving_temp_files(tmp_path):
-    path = tmp_path / "graph.svg"
-    path.write_text("old")
-    render_svg(make_circuit(), path, title="IOI circuit")
-    assert "IOI circuit" in svg_text(path)
-    png = render_png(make_circuit(), tmp_path / "graph.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.png", "graph.svg"]
 
 
 def test_role_tokens_use_the_example_prompt_at_each_role():
@@ -298,8 +183,17 @@ def test_a_failed_write_keeps_the_old_file_and_removes_the_temp_file(tmp_path, m
     def fail(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(export.os, "replace", fail)
+    monkeypatch.setattr(paths.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
         write_json(viewer(make_circuit()), path)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["graph.json"]
+
+
+def test_write_json_gives_the_file_the_users_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        path = write_json(viewer(make_circuit()), tmp_path / "graph.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

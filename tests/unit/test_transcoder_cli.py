@@ -44,7 +44,8 @@ def test_eval_without_a_registered_set_is_a_one_line_error(tiny_model_dir, capsy
     assert main(["eval", "--model", str(tiny_model_dir)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("transcoders: error: no transcoder set is registered")
-    assert f"transcoders train --model {tiny_model_dir}" in err and err.count("\n") == 1
+    assert f"transcoders train --model {tiny_model_dir} --into-model" in err
+    assert err.count("\n") == 1
 
 
 def test_train_then_eval_through_the_command_line(
@@ -52,7 +53,7 @@ def test_train_then_eval_through_the_command_line(
 ) -> None:
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
-    assert main(["train", "--model", str(model), *TINY_RUN]) == 0
+    assert main(["train", "--model", str(model), "--into-model", *TINY_RUN]) == 0
     assert (model / "transcoders" / "config.json").exists()  # the registered set
     assert "held-out FVU" in capsys.readouterr().out
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from circuits.paths import MARKER
 from tests.unit import test_transcoder_fixtures as fixtures
 from tests.unit.test_transcoder_fixtures import tiny_transcoder
 from transcoders.errors import TranscoderError
@@ -133,7 +134,7 @@ def test_saving_over_a_set_replaces_it_and_leaves_no_debris(tmp_path) -> None:
     save_transcoder_set(trained_looking_set(n=2), tmp_path / "set")
     assert load_transcoder_set(tmp_path / "set").n_layers == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
-    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == [CONFIG, WEIGHTS]
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == [MARKER, CONFIG, WEIGHTS]
 
 
 def test_missing_set_says_how_to_train_one(tmp_path) -> None:

@@ -5,7 +5,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from circuits.errors import CircuitsError
+from circuits.errors import CircuitsError, one_line
 from transcoders.cli import evaluate, kinds, train
 
 EPILOG = """examples:
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CircuitsError as err:
         if args.debug:
             raise
-        print(f"transcoders: error: {err}", file=sys.stderr)
+        print(f"transcoders: error: {one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("transcoders: interrupted (run the same command again to resume)", file=sys.stderr)
