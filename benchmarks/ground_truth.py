@@ -40,10 +40,10 @@ def zoo_models() -> list[str]:
 
 def transcoder_scores(spec: Any, prompt_set: Any, bridge: Any, tset_dir: Path, model_spec: str):
     from circuits.attribution.replacement import ReplacementModel
-    from circuits.components.from_circuit import component_view
-    from circuits.components.scores import ComponentScores
+    from circuits.run.components import component_view
     from circuits.run.config import RunConfig
     from circuits.run.pipeline import run_task
+    from circuits.scoring.scores import ComponentScores
     from transcoders.transcoder_set import load_transcoder_set
 
     tset = load_transcoder_set(tset_dir, bridge=bridge)
@@ -95,7 +95,7 @@ def score_against(
     `truth` and its edges; returns the methods, their scores, and the faithfulness of each
     method's top-k components followed by that of `truth` itself. Each method selects the
     components it scores at least `cut` (the reference's threshold) for precision and recall."""
-    from circuits.components.naming import component_edges
+    from circuits.causal.naming import component_edges
     from circuits.scoring.evaluate import score_method
     from circuits.scoring.faithfulness import component_faithfulness
 

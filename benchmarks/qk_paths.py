@@ -7,7 +7,7 @@ The component view needs what the frozen graph cannot hold: the share of the gap
 sender moves through a later head's attention pattern. Its exact value is QK-only path patching:
 the sender's change (corrupted minus clean) added to the head's query and key inputs alone,
 everything downstream recomputed. Against that, over every sender -> head path, this scores the
-estimator the component view uses (`circuits.components.qk_paths`: the pattern exact, what
+estimator the component view uses (`circuits.causal.qk_paths`: the pattern exact, what
 follows the head to first order) and two gradient estimators: EAP (the metric's gradient at the
 head's query and key inputs on the clean prompt) and EAP-IG (that gradient averaged over 5 steps
 from the corrupted to the clean embeddings). Reported: relative L1 error (sum of |estimate -
@@ -29,7 +29,7 @@ STEPS = 5
 
 
 def qk_edges(cfg: Any) -> list[tuple[str, str]]:
-    from circuits.components.naming import LOGITS, component_edges, parse_component
+    from circuits.causal.naming import LOGITS, component_edges, parse_component
 
     return [
         (s, r)
@@ -58,7 +58,7 @@ def path_patched(bridge: Any, prompt_set: Any, edges: list[tuple[str, str]]) -> 
 def estimators(bridge: Any, prompt_set: Any, edges: list[tuple[str, str]]) -> dict[str, Any]:
     from circuits.baselines.eap import edge_attributions
     from circuits.causal.paths import QK_HOOKS
-    from circuits.components.qk_paths import qk_path_scores
+    from circuits.causal.qk_paths import qk_path_scores
 
     def eap(steps: int) -> dict[str, float]:
         scores = edge_attributions(

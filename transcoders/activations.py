@@ -8,17 +8,36 @@ thresholds learnt from batches. In eval mode a module computes exactly what `bui
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from transcoders.config import TranscoderConfig
-
 Activation = Callable[[Float[Tensor, "... d_transcoder"]], Float[Tensor, "... d_transcoder"]]
 
 THRESHOLD_MOMENTUM = 0.99
 """Batchtopk: weight of the old estimate in the running mean of the inference threshold."""
+
+
+@runtime_checkable
+class SparsityConfig(Protocol):
+    """The fields of a transcoder's config that its activation module reads (a
+    `transcoders.config.TranscoderConfig` has them; this module does not import it, since the
+    config validates its kind against the registry here)."""
+
+    @property
+    def d_transcoder(self) -> int: ...
+    @property
+    def k(self) -> int | None: ...
+    @property
+    def l1_coefficient(self) -> float | None: ...
+    @property
+    def l0_coefficient(self) -> float | None: ...
+    @property
+    def jumprelu_bandwidth(self) -> float: ...
+    @property
+    def jumprelu_init_threshold(self) -> float: ...
 
 
 class SparseActivation(nn.Module):
@@ -58,7 +77,7 @@ class ActivationKind:
     """One line for `transcoders kinds`."""
     build: Callable[..., Activation]
     """Factory of the inference function, taking the kind's parameters (`k`, `threshold`)."""
-    module: Callable[[TranscoderConfig], SparseActivation] | None = None
+    module: Callable[[SparsityConfig], SparseActivation] | None = None
     """Factory of the trainable module; None for a kind that can only be used for inference."""
     params: tuple[str, ...] = ()
     """The `TranscoderConfig` sparsity fields this kind requires (e.g. `k`)."""
@@ -106,7 +125,7 @@ def batch_topk(pre: Float[Tensor, "... d_transcoder"], k: int) -> Float[Tensor, 
 class ReLUActivation(SparseActivation):
     """ReLU; the penalty is L1 on features weighted by their decoder row norms."""
 
-    def __init__(self, config: TranscoderConfig) -> None:
+    def __init__(self, config: SparsityConfig) -> None:
         super().__init__()
         assert config.l1_coefficient is not None
         self.l1_coefficient = config.l1_coefficient
@@ -126,7 +145,7 @@ class ReLUActivation(SparseActivation):
 class TopKActivation(SparseActivation):
     """The k largest per token, in training and at inference alike."""
 
-    def __init__(self, config: TranscoderConfig) -> None:
+    def __init__(self, config: SparsityConfig) -> None:
         super().__init__()
         assert config.k is not None
         self.k = config.k
@@ -144,7 +163,7 @@ class BatchTopKActivation(SparseActivation):
 
     threshold: Tensor
 
-    def __init__(self, config: TranscoderConfig) -> None:
+    def __init__(self, config: SparsityConfig) -> None:
         super().__init__()
         assert config.k is not None
         self.k = config.k
@@ -205,7 +224,7 @@ class JumpReLUActivation(SparseActivation):
     """A learnt threshold per feature (Rajamanoharan et al. 2024), with an L0 penalty; both are
     trained through straight-through estimators with a rectangle kernel."""
 
-    def __init__(self, config: TranscoderConfig) -> None:
+    def __init__(self, config: SparsityConfig) -> None:
         super().__init__()
         assert config.l0_coefficient is not None
         self.l0_coefficient = config.l0_coefficient

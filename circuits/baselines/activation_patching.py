@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from circuits.causal.naming import components
 from circuits.causal.patching import Patch, patched_metrics, run_prompt
-from circuits.components.naming import components
-from circuits.components.scores import ComponentScores
+from circuits.scoring.scores import ComponentScores
 
 
 @torch.no_grad()

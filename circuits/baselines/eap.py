@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from circuits.causal.naming import EMBED, component_edges, components
 from circuits.causal.patching import output_change, run_prompt
 from circuits.causal.paths import QKV_HOOKS, receiver_gradients
-from circuits.components.naming import EMBED, component_edges, components
-from circuits.components.scores import ComponentScores
+from circuits.scoring.scores import ComponentScores
 
 
 def edge_attribution_patching(bridge: Any, prompt_set: Any, *, steps: int = 0) -> ComponentScores:

@@ -16,11 +16,11 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from circuits.causal.naming import LOGITS, component_edges, components
 from circuits.causal.patching import Outputs, Patch, PromptRun, patched_metrics, run_prompt
 from circuits.causal.paths import path_patched_metrics
 from circuits.causal.reference import ComponentEffect, Reference
 from circuits.causal.roles import ROLE_RULES, Measurements, attention_reader
-from circuits.components.naming import LOGITS, component_edges, components
 
 
 def role_means(

@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from circuits.components.naming import parse_component
+from circuits.causal.naming import parse_component
 from circuits.hooks import Z_HOOK
 
 Hook = tuple[str, Callable[..., Tensor]]

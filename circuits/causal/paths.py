@@ -25,8 +25,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from circuits.causal.naming import LOGITS, parse_component
 from circuits.causal.patching import EMBED_HOOK, Hook, Metric, Outputs, output_change
-from circuits.components.naming import LOGITS, parse_component
 from circuits.hooks import Z_HOOK
 
 QKV_HOOKS = (

@@ -4,7 +4,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from circuits.cli.arguments import add_threads, positive_int, unit_fraction
+from circuits.arguments import add_threads, positive_int, unit_fraction
 
 EPILOG = """examples:
   circuits reference tasks/ioi.toml --model zoo:small      -> out/reference/small/ioi.json

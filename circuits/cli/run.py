@@ -4,7 +4,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from circuits.cli.arguments import add_threads, positive_int, unit_fraction
+from circuits.arguments import add_threads, positive_int, unit_fraction
 from circuits.run.config import ENGINES, RunConfig
 
 DEFAULTS = RunConfig()

@@ -5,7 +5,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from circuits.cli.arguments import positive_int
+from circuits.arguments import positive_int
 from circuits.errors import ModelSpecError
 from circuits.zoo.card import read_card
 from circuits.zoo.registry import DEFAULT, ZOO, is_trained, zoo_model, zoo_path

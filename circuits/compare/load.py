@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from circuits.components.from_circuit import ComponentView, component_view
-from circuits.components.naming import parse_component
+from circuits.causal.naming import parse_component
 from circuits.errors import CircuitsError, CompareError
 from circuits.run.circuit import Circuit
+from circuits.run.components import ComponentView, component_view
 
 log = logging.getLogger(__name__)
 

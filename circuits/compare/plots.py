@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from circuits.compare.comparison import Comparison
-from circuits.components.from_circuit import ComponentView
+from circuits.run.components import ComponentView
 
 _ANNOTATE_MAX_CELLS = 80
 """Grids up to this many cells carry their values as text."""

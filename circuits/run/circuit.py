@@ -77,7 +77,7 @@ class Circuit:
     """The metric on the clean prompts minus on the corrupted ones, transcoders spliced in."""
     qk_paths: dict[str, float] = field(default_factory=dict)
     """`"SENDER->LxHy"` -> share of the metric's gap that the sender moves through that head's
-    attention pattern, which the graph holds frozen (see `circuits.components.qk_paths`)."""
+    attention pattern, which the graph holds frozen (see `circuits.causal.qk_paths`)."""
     moved_patterns: dict[str, float] = field(default_factory=dict)
     """`"LxHy"` -> the metric's move when that head's own attention takes the corrupted prompt's
     pattern, everything else clean (metric units; see `circuits.attribution.heads`)."""

@@ -42,8 +42,8 @@ def write_run(result: RunResult, out: Path, *, atlas: Any = None, draw_nodes: in
     """Write `result` to the run directory `out`: circuit.json, components.json, features.json
     (with an `atlas`), graphs/prompt-0/, faithfulness.png, summary.json, report.md, graph.json,
     then graph.svg and graph.png (the strongest `draw_nodes` nodes)."""
-    from circuits.components.from_circuit import component_view
     from circuits.run import export
+    from circuits.run.components import component_view
     from circuits.run.report import plot_curve, render_report, write_summary
 
     if draw_nodes < 1:

@@ -15,7 +15,7 @@ from circuits.attribution.heads import moved_patterns, resolve_heads
 from circuits.attribution.influence import total_effects
 from circuits.attribution.recursive import RecursiveConfig, attribute_recursive
 from circuits.attribution.replacement import ReplacementModel
-from circuits.components.qk_paths import qk_path_scores
+from circuits.causal.qk_paths import qk_path_scores
 from circuits.errors import GapError
 from circuits.run.aggregate import (
     MergedGraph,

@@ -4,8 +4,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from circuits.components.scores import ComponentScores
 from circuits.scoring.metrics import precision_recall, roc_auc, top_k
+from circuits.scoring.scores import ComponentScores
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
+from circuits.causal.naming import components
 from circuits.causal.patching import Patch, patched_metrics, run_prompt
-from circuits.components.naming import components
 
 
 @torch.no_grad()

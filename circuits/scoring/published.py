@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from circuits.components.naming import parse_component
+from circuits.causal.naming import parse_component
 
 
 def published_components(ground_truth: dict[str, Any]) -> list[str]:

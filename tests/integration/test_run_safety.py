@@ -185,3 +185,20 @@ def test_the_shipped_models_refuse_a_run_directory_over_them(capsys, no_model_lo
     assert main(["run", str(GREATER_THAN), "--out", str(zoo_path("tiny"))]) == 1
     assert "zoo_model" in one_line_error(capsys)
     assert sorted(p.name for p in zoo_path("tiny").iterdir()) == before
+
+
+def test_an_interrupt_while_writing_leaves_no_partial_directory(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("circuits.run.output.write_drawings", interrupted)
+    out = tmp_path / "run"
+    assert main(["run", str(GREATER_THAN), "--count", "2", "--out", str(out)]) == 130
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_zoo_eval_needs_at_least_one_prompt(capsys, no_model_load):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["zoo", "eval", "tiny", "--n-prompts", "0"])
+    assert exit_info.value.code == 2
+    assert "--n-prompts" in capsys.readouterr().err

@@ -7,6 +7,7 @@ share key and value inputs, which is what the pinning in `path_patched_metrics` 
 import pytest
 import torch
 
+from circuits.causal.naming import EMBED, components, parse_component, reads_before
 from circuits.causal.patching import PromptRun, output_change, record_run
 from circuits.causal.paths import (
     QK_HOOKS,
@@ -15,8 +16,7 @@ from circuits.causal.paths import (
     receiver_gradients,
     split_qkv,
 )
-from circuits.components.naming import EMBED, components, parse_component, reads_before
-from circuits.components.qk_paths import moved_head_outputs
+from circuits.causal.qk_paths import moved_head_outputs
 from circuits.hooks import Z_HOOK
 from tests.oracle.architectures import ARCHITECTURES, D_VOCAB, random_bridge
 

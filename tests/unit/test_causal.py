@@ -7,6 +7,7 @@ import torch
 
 from circuits.baselines.eap import edge_attribution_patching
 from circuits.causal.compute import compute_reference
+from circuits.causal.naming import LOGITS, component_edges, components, reads_before
 from circuits.causal.patching import (
     output_change,
     patched_metrics,
@@ -22,7 +23,6 @@ from circuits.causal.paths import (
     split_qkv,
 )
 from circuits.causal.reference import Reference, load_reference
-from circuits.components.naming import LOGITS, component_edges, components, reads_before
 from circuits.tasks import build_prompt_set, load_task
 
 

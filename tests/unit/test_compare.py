@@ -9,9 +9,9 @@ from circuits.causal.reference import ComponentEffect, Reference
 from circuits.cli.main import main
 from circuits.compare.curves import common_level, size_at
 from circuits.compare.roles import check_roles
-from circuits.components.from_circuit import component_view
 from circuits.paths import MARKER
 from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
+from circuits.run.components import component_view
 
 SMALL_CURVE = [[0, 0.0], [10, 0.5], [20, 1.0]]
 BIG_CURVE = [[0, 0.0], [4, 0.6], [8, 0.9], [16, 0.95]]

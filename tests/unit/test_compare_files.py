@@ -8,8 +8,8 @@ import pytest
 
 from circuits.cli.main import main
 from circuits.compare.load import COMPONENTS_KEYS, load_run
-from circuits.components.from_circuit import ComponentView
 from circuits.errors import CompareError
+from circuits.run.components import ComponentView
 from tests.unit.test_compare import SMALL_CURVE, make_run
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmarks.compiled.verify import model_dirs, verify_model
-from circuits.components.naming import component_edges, parse_component
+from circuits.causal.naming import component_edges, parse_component
 from circuits.models import load_model
 from transcoders.corpus import input_domain, load_corpus_tokens, window_length
 
@@ -134,7 +134,7 @@ def test_positional_attention_has_no_qk_paths():
     so every QK path is zero, while the path through the head's values carries the answer."""
     from benchmarks.compiled.task_files import task_path
     from circuits.baselines.eap import edge_attribution_patching
-    from circuits.components.qk_paths import qk_path_scores
+    from circuits.causal.qk_paths import qk_path_scores
     from circuits.tasks import build_prompt_set, load_task
 
     model_dir = next(d for d in DIRS if d.name == "prev_token")

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from benchmarks.qk_paths import evaluate, path_patched, qk_edges, render
+from circuits.causal.naming import parse_component
 from circuits.causal.patching import output_change, run_prompt
 from circuits.causal.paths import QK_HOOKS, injection_hooks, split_qkv
-from circuits.components.naming import parse_component
-from circuits.components.qk_paths import head_output_gradients, moved_head_outputs, qk_path_scores
+from circuits.causal.qk_paths import head_output_gradients, moved_head_outputs, qk_path_scores
 from circuits.hooks import Z_HOOK
 from circuits.models import load_model
 from circuits.tasks import build_prompt_set, load_task

@@ -6,9 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from circuits.components.from_circuit import component_view
-from circuits.components.naming import component_edges, parse_component, reads_before
+from circuits.causal.naming import component_edges, parse_component, reads_before
 from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
+from circuits.run.components import component_view
 from circuits.scoring.faithfulness import component_faithfulness
 from circuits.scoring.metrics import precision_recall, roc_auc, top_k
 from circuits.scoring.published import published_components

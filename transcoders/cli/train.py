@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from circuits.cli.arguments import add_threads, positive_int
+from circuits.arguments import add_threads, positive_int
 from transcoders.activations import ACTIVATIONS
 from transcoders.config import (
     DEFAULT_EXPANSION,

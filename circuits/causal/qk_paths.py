@@ -33,9 +33,9 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm import tqdm
 
+from circuits.causal.naming import LOGITS, component_edges, parse_component, reads_before
 from circuits.causal.patching import PromptRun, output_change, run_prompt
 from circuits.causal.paths import QK_HOOKS, layer_head_input_hooks, split_qkv
-from circuits.components.naming import LOGITS, component_edges, parse_component, reads_before
 from circuits.hooks import Z_HOOK
 
 

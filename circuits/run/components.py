@@ -17,7 +17,7 @@ still counts as used.
 The graph holds attention patterns frozen, so a component that acts by moving a later head's
 attention (an S-inhibition head feeding a name mover's query) has no edge in it, and neither does
 the change of that head's own output. Two measurements fill that gap. The circuit's QK paths
-(`circuits.components.qk_paths`, on the real model) say who moved a head: each is a
+(`circuits.causal.qk_paths`, on the real model) say who moved a head: each is a
 component edge sender -> head of its own (an MLP's node effects already hold its QK paths). The
 circuit's moved patterns (`circuits.attribution.heads.moved_patterns`) say what the head's own
 moved attention does: its corrupted-prompt pattern swapped in, through the frozen linear model.
@@ -32,7 +32,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from circuits.components.naming import EMBED, LOGITS, components, parse_component
+from circuits.causal.naming import EMBED, LOGITS, components, parse_component
 from circuits.run.circuit import Circuit, CircuitNode
 
 

@@ -1,1 +1,0 @@
-"""Attention heads and MLP layers: the units the benchmarks score circuits in."""
