@@ -12,6 +12,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from circuits.hooks import Hook
 from transcoders.transcoder_set import TranscoderSet
 
 Observer = Callable[
@@ -30,61 +31,39 @@ def splice_hooks(
     replacement: str = "transcoder",
     include_bos: bool = False,
     observe: Observer | None = None,
-) -> list[tuple[str, Callable]]:
+) -> list[Hook]:
     """Forward hooks for `bridge.run_with_hooks` that replace the MLP output of `layers` (default:
     all) by `replacement` (`transcoder` or `zero`) from position `0 if include_bos else 1` on."""
     if replacement not in REPLACEMENTS:
         raise ValueError(f"replacement must be one of {REPLACEMENTS}, got {replacement!r}")
     first = 0 if include_bos else 1
-    hooks: list[tuple[str, Callable]] = []
+    hooks: list[Hook] = []
     for layer in range(tset.n_layers) if layers is None else layers:
-        names = tset.hooks[layer]
-        inputs: dict[str, Tensor] = {}
 
-        def read(tensor: Tensor, hook: Any, inputs: dict[str, Tensor] = inputs) -> Tensor:
-            inputs["x"] = tensor
-            return tensor
-
-        def write(
-            tensor: Tensor,
-            hook: Any,
-            inputs: dict[str, Tensor] = inputs,
-            layer: int = layer,
-        ) -> Tensor:
-            x = inputs.pop("x")
+        def spliced(x: Tensor, out: Tensor, layer: int = layer) -> Tensor:
             if observe is not None:
-                observe(layer, x[:, first:], tensor[:, first:])
-            if replacement == "zero":
-                new = torch.zeros_like(tensor)
-            else:
-                new = tset[layer](x).to(tensor.dtype)
-            return torch.cat([tensor[:, :first], new[:, first:]], dim=1)
+                observe(layer, x[:, first:], out[:, first:])
+            new = torch.zeros_like(out) if replacement == "zero" else tset[layer](x).to(out.dtype)
+            return torch.cat([out[:, :first], new[:, first:]], dim=1)
 
-        hooks += [(names.hook_in, read), (names.hook_out, write)]
+        hooks += tset.hooks[layer].rewriting(spliced)
     return hooks
 
 
 def observe_hooks(
     tset: TranscoderSet, observe: Observer, *, include_bos: bool = False
-) -> list[tuple[str, Callable]]:
+) -> list[Hook]:
     """Hooks that only show each layer's (MLP input, MLP output) to `observe`, from position
     `0 if include_bos else 1` on; nothing changes."""
     first = 0 if include_bos else 1
-    hooks: list[tuple[str, Callable]] = []
+    hooks: list[Hook] = []
     for layer, names in enumerate(tset.hooks):
-        inputs: dict[str, Tensor] = {}
 
-        def read(tensor: Tensor, hook: Any, inputs: dict[str, Tensor] = inputs) -> Tensor:
-            inputs["x"] = tensor
-            return tensor
+        def shown(x: Tensor, out: Tensor, layer: int = layer) -> Tensor:
+            observe(layer, x[:, first:], out[:, first:])
+            return out
 
-        def write(
-            tensor: Tensor, hook: Any, inputs: dict[str, Tensor] = inputs, layer: int = layer
-        ) -> Tensor:
-            observe(layer, inputs.pop("x")[:, first:], tensor[:, first:])
-            return tensor
-
-        hooks += [(names.hook_in, read), (names.hook_out, write)]
+        hooks += names.rewriting(shown)
     return hooks
 
 

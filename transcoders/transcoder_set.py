@@ -12,7 +12,7 @@ back as float32. The set registered for a model lives in `<model dir>/transcoder
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,10 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch import nn
+from torch import Tensor, nn
 
 from circuits.errors import ModelSpecError
+from circuits.hooks import Hook
 from circuits.models import ZOO_PREFIX, resolve_model_dir
 from circuits.paths import atomic_dir
 from transcoders.config import TranscoderConfig
@@ -61,6 +62,20 @@ class LayerHooks:
     """Hook of the MLP input the transcoder reads."""
     hook_out: str
     """Hook of the MLP output the transcoder predicts."""
+
+    def rewriting(self, rewrite: Callable[[Tensor, Tensor], Tensor]) -> list[Hook]:
+        """Forward hooks that hand this layer's MLP input and output to `rewrite(x, out)` on
+        each pass and put what it returns in place of the output."""
+        inputs: list[Tensor] = []
+
+        def read(x: Tensor, hook: Any) -> Tensor:
+            inputs.append(x)
+            return x
+
+        def write(out: Tensor, hook: Any) -> Tensor:
+            return rewrite(inputs.pop(), out)
+
+        return [(self.hook_in, read), (self.hook_out, write)]
 
 
 def mlp_hooks(n_layers: int) -> list[LayerHooks]:

@@ -19,7 +19,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from circuits.attribution.graph import Graph
-from circuits.attribution.nodes import NodeIndex
+from circuits.attribution.nodes import NodeIndex, NodeKind
 from circuits.attribution.replacement import ReplacementModel, Replay, SourceScales, Trace
 from circuits.attribution.targets import Target
 from circuits.errors import AttributionError
@@ -76,12 +76,12 @@ def removal_scales(trace: Trace, index: NodeIndex, columns: list[int]) -> Source
     scales = SourceScales.ones(trace, len(columns))
     for i, column in enumerate(columns):
         kind = index.kind(column)
-        if kind == "token":
+        if kind == NodeKind.TOKEN:
             scales.token[i, column] = 0
-        elif kind == "error":
+        elif kind == NodeKind.ERROR:
             layer, pos = divmod(column - index.error_start, index.n_pos)
             scales.error[i, layer, pos] = 0
-        elif kind == "feature":
+        elif kind == NodeKind.FEATURE:
             layer = int(index.features[column - index.feature_start, 0])
             scales.feature[layer][i, column - index.feature_slice(layer).start] = 0
         else:

@@ -11,7 +11,7 @@ from jaxtyping import Float, Int
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from circuits.attribution.nodes import KINDS, NodeIndex
+from circuits.attribution.nodes import KINDS, NodeIndex, NodeKind
 from circuits.attribution.targets import Target
 from circuits.errors import AttributionError
 from circuits.paths import atomic_dir
@@ -126,9 +126,9 @@ class Graph:
             attrs: dict[str, Any] = {"kind": index.kind(i), "index": i}
             attrs["layer"] = int(layers[i])
             attrs["pos"] = getattr(node, "pos", None)
-            if attrs["kind"] == "feature":
+            if attrs["kind"] == NodeKind.FEATURE:
                 attrs["value"] = float(self.activations[i - index.feature_start])
-            elif attrs["kind"] == "target":
+            elif attrs["kind"] == NodeKind.TARGET:
                 attrs["value"] = float(self.row_values[i - index.feature_start])
                 attrs["pos"] = self.targets[i - index.target_start].pos % index.n_pos
             g.add_node(node, **attrs)

@@ -23,8 +23,8 @@ from torch import Tensor
 from circuits.attribution.attribute import Injections, removal_scales
 from circuits.attribution.graph import Graph
 from circuits.attribution.influence import total_effects
-from circuits.attribution.replacement import Hook, ReplacementModel, Replay, Trace
-from circuits.hooks import PATTERN_HOOK, Z_HOOK
+from circuits.attribution.replacement import ReplacementModel, Replay, Trace
+from circuits.hooks import PATTERN_HOOK, Z_HOOK, Hook
 
 
 def resolve_heads(

@@ -13,6 +13,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from circuits.attribution.graph import Graph
+from circuits.attribution.nodes import KINDS, NodeKind
 
 
 def normalized_weights(
@@ -106,8 +107,8 @@ def prune(graph: Graph, *, node_threshold: float = 0.8, edge_threshold: float = 
         graph.edge_rows,
         graph.edge_cols,
         graph.edge_weights.to(torch.float64),
-        is_token=kinds == 0,
-        is_error=kinds == 1,
+        is_token=kinds == KINDS.index(NodeKind.TOKEN),
+        is_error=kinds == KINDS.index(NodeKind.ERROR),
         target_weights=target_weights(graph),
         node_threshold=node_threshold,
         edge_threshold=edge_threshold,

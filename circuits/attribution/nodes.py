@@ -7,6 +7,7 @@ send them (tokens, errors, features).
 """
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
 from jaxtyping import Int
@@ -40,7 +41,19 @@ class TargetNode:
 
 
 Node = TokenNode | FeatureNode | ErrorNode | TargetNode
-KINDS = ("token", "error", "feature", "target")
+
+
+class NodeKind(StrEnum):
+    """The four kinds of node, in the order their blocks appear in a graph's node index. A
+    kind compares equal to its name, the string that files store."""
+
+    TOKEN = "token"
+    ERROR = "error"
+    FEATURE = "feature"
+    TARGET = "target"
+
+
+KINDS = tuple(NodeKind)
 
 
 class NodeIndex:
@@ -100,24 +113,24 @@ class NodeIndex:
         """Nodes that receive edges: features and targets (errors and tokens have none)."""
         return slice(self.feature_start, self.n_nodes)
 
-    def kind(self, index: int) -> str:
+    def kind(self, index: int) -> NodeKind:
         if index < self.error_start:
-            return "token"
+            return NodeKind.TOKEN
         if index < self.feature_start:
-            return "error"
+            return NodeKind.ERROR
         if index < self.target_start:
-            return "feature"
+            return NodeKind.FEATURE
         if index < self.n_nodes:
-            return "target"
+            return NodeKind.TARGET
         raise IndexError(f"node {index} out of range ({self.n_nodes} nodes)")
 
     def kinds(self) -> Int[Tensor, " n_nodes"]:
         """Each node's kind as an index into KINDS."""
         out = torch.empty(self.n_nodes, dtype=torch.long)
-        out[: self.error_start] = 0
-        out[self.error_start : self.feature_start] = 1
-        out[self.feature_start : self.target_start] = 2
-        out[self.target_start :] = 3
+        out[: self.error_start] = KINDS.index(NodeKind.TOKEN)
+        out[self.error_start : self.feature_start] = KINDS.index(NodeKind.ERROR)
+        out[self.feature_start : self.target_start] = KINDS.index(NodeKind.FEATURE)
+        out[self.target_start :] = KINDS.index(NodeKind.TARGET)
         return out
 
     def node(self, index: int) -> Node:

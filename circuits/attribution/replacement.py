@@ -14,7 +14,6 @@ same replay with sources rescaled is the intervention that checks it (`replay`).
 """
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,20 +22,12 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from circuits.errors import AttributionError
+from circuits.hooks import FINAL_HOOK, LOGITS_HOOK, PATTERN_HOOK, RESID_IN_HOOK, Hook
 from transcoders.transcoder_set import TranscoderSet
-
-EMBED_HOOK = "blocks.0.hook_in"
-"""The residual stream entering the first block: token (and position) embeddings."""
-FINAL_HOOK = "unembed.hook_in"
-"""The final residual stream after the last norm: logits are `final @ W_U + b_U`."""
-LOGITS_HOOK = "unembed.hook_out"
-"""The unembedding output: the logits before any softcap (Gemma-2), which is what we attribute."""
 
 NORM_HOOK_WARNING = "A forward hook edited hook_scale"
 """The bridge warns that a norm fed its own scale is computed along another path (at rounding
 scale); that is intended here, and the trace records that path's values."""
-
-Hook = tuple[str, Callable[..., Tensor]]
 
 
 @dataclass(frozen=True)
@@ -201,7 +192,7 @@ class ReplacementModel:
         # Record the rest on a second pass with patterns and scales fed back: some adapters
         # compute norms natively in lower precision than through their scale hook, and the
         # replay must reproduce the recorded values exactly.
-        names = {EMBED_HOOK, LOGITS_HOOK}
+        names = {RESID_IN_HOOK, LOGITS_HOOK}
         for hooks in self.transcoders.hooks:
             names |= {hooks.hook_in, hooks.hook_out}
         cache: dict[str, Tensor] = {}
@@ -241,7 +232,7 @@ class ReplacementModel:
             features.append(active)
         return Trace(
             tokens=tokens,
-            embedding=cache[EMBED_HOOK][0],
+            embedding=cache[RESID_IN_HOOK][0],
             frozen=frozen,
             mlp_in=mlp_in,
             mlp_out=mlp_out,
@@ -305,13 +296,13 @@ class ReplacementModel:
             return tensor[:, :1] if lean and hook.name != LOGITS_HOOK else tensor
 
         hooks: list[Hook] = [(name, frozen) for name in trace.frozen]
-        hooks += [(EMBED_HOOK, embed), (FINAL_HOOK, capture), (LOGITS_HOOK, capture)]
+        hooks += [(RESID_IN_HOOK, embed), (FINAL_HOOK, capture), (LOGITS_HOOK, capture)]
         for layer, names in enumerate(self.transcoders.hooks):
 
             def mlp_out(
-                tensor: Tensor, hook: Any, layer: int = layer, names: Any = names
+                x: Tensor, _: Tensor, layer: int = layer, name: str = names.hook_in
             ) -> Tensor:
-                x = captured[names.hook_in]
+                captured[name] = x
                 out = self._decode(layer, trace.features[layer], scales.feature[layer], trace.n_pos)
                 out = (
                     out
@@ -320,7 +311,7 @@ class ReplacementModel:
                 )
                 return out + probes[layer] if probes is not None else out
 
-            hooks += [(names.hook_in, capture), (names.hook_out, mlp_out)]
+            hooks += names.rewriting(mlp_out)
         return hooks
 
     def _decode(
@@ -370,7 +361,7 @@ def check_attention_is_frozen(bridge: Any) -> None:
         plain = bridge.run_with_hooks(tokens, fwd_hooks=[(n, keep) for n in attn_out])
         for layer in range(bridge.cfg.n_layers):
             edited = bridge.run_with_hooks(
-                tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_pattern", first_token_only)]
+                tokens, fwd_hooks=[(PATTERN_HOOK.format(layer=layer), first_token_only)]
             )
             if not torch.equal(plain, edited):
                 return

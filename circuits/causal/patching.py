@@ -16,14 +16,10 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from circuits.causal.naming import parse_component
-from circuits.hooks import Z_HOOK
+from circuits.hooks import MLP_OUT_HOOK, TOKEN_EMBED_HOOK, Z_HOOK, Hook
 
-Hook = tuple[str, Callable[..., Tensor]]
 Metric = Callable[[Float[Tensor, "n_pos d_vocab"]], Tensor]
 """A prompt's task metric, read from its logits."""
-
-MLP_OUT_HOOK = "blocks.{layer}.hook_mlp_out"
-EMBED_HOOK = "hook_embed"
 
 
 @dataclass(frozen=True)
@@ -46,12 +42,12 @@ def record_run(
     n_layers = bridge.cfg.n_layers
     z_names = [Z_HOOK.format(layer=layer) for layer in range(n_layers)]
     mlp_names = [MLP_OUT_HOOK.format(layer=layer) for layer in range(n_layers)]
-    wanted = {*z_names, *mlp_names, EMBED_HOOK}
+    wanted = {*z_names, *mlp_names, TOKEN_EMBED_HOOK}
     logits, cache = bridge.run_with_cache(tokens[None], names_filter=wanted.__contains__)
     outputs = Outputs(
         z=[cache[n][0] for n in z_names],
         mlp=[cache[n][0] for n in mlp_names],
-        embed=cache[EMBED_HOOK][0],
+        embed=cache[TOKEN_EMBED_HOOK][0],
     )
     return outputs, logits[0]
 

@@ -26,8 +26,8 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from circuits.causal.naming import LOGITS, parse_component
-from circuits.causal.patching import EMBED_HOOK, Hook, Metric, Outputs, output_change
-from circuits.hooks import Z_HOOK
+from circuits.causal.patching import Metric, Outputs, output_change
+from circuits.hooks import FINAL_NORM_HOOK, MLP_NORM_HOOK, TOKEN_EMBED_HOOK, Z_HOOK, Hook
 
 QKV_HOOKS = (
     "blocks.{layer}.hook_q_input",
@@ -59,11 +59,11 @@ def injection_hooks(
     by_head: dict[int, dict[int, Tensor]] = {}
     for receiver, vector in injections.items():
         if receiver == LOGITS:
-            residual.setdefault("ln_final.hook_in", []).append(vector)
+            residual.setdefault(FINAL_NORM_HOOK, []).append(vector)
             continue
         c = parse_component(receiver)
         if c.head is None:
-            residual.setdefault(f"blocks.{c.layer}.ln2.hook_in", []).append(vector)
+            residual.setdefault(MLP_NORM_HOOK.format(layer=c.layer), []).append(vector)
         else:
             by_head.setdefault(c.layer, {})[c.head] = vector
     hooks: list[Hook] = []
@@ -192,7 +192,7 @@ def receiver_gradients(
     }
     hooks = injection_hooks(bridge.cfg.n_layers, probes, head_inputs)
     if embeddings is not None:
-        hooks.append((EMBED_HOOK, _replace(embeddings)))
+        hooks.append((TOKEN_EMBED_HOOK, _replace(embeddings)))
     with torch.enable_grad(), split_qkv(bridge):
         logits = bridge.run_with_hooks(tokens[None].expand(batch, -1), fwd_hooks=hooks)
         total = torch.stack([metric(row) for row in logits]).sum()

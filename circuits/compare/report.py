@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
+from circuits.attribution.nodes import NodeKind
 from circuits.compare.comparison import Comparison, ModelEntry
 
 NA = "n/a"
@@ -32,7 +33,7 @@ def _features(m: ModelEntry) -> str:
 
 
 def _nodes(m: ModelEntry) -> str:
-    inner = sum(n.kind in ("feature", "error") for n in m.run.circuit.nodes)
+    inner = sum(n.kind in (NodeKind.FEATURE, NodeKind.ERROR) for n in m.run.circuit.nodes)
     return f"{inner} ({len(m.run.circuit.nodes)}) / {len(m.run.circuit.edges)}"
 
 

@@ -7,13 +7,14 @@ on the task metric, like a single graph.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from circuits.attribution.graph import Graph
 from circuits.attribution.influence import Pruning, prune_edges
+from circuits.attribution.nodes import NodeKind
 
 
 def role_names(roles: dict[str, int], n_pos: int) -> list[str]:
@@ -32,21 +33,27 @@ def role_names(roles: dict[str, int], n_pos: int) -> list[str]:
     return names
 
 
-Key = tuple[str, int, int | None, str]
-"""(kind, layer, feature or None, role name)."""
+class Key(NamedTuple):
+    """A node of a prompt's graph named by what it is across prompts: kind, layer, feature (None
+    for tokens, errors and targets) and role name."""
+
+    kind: NodeKind
+    layer: int
+    feature: int | None
+    role: str
 
 
 def node_keys(graph: Graph, names: list[str]) -> list[Key]:
     """The key of every node of `graph` (tokens have layer -1, targets n_layers and role END)."""
     index = graph.index
-    keys: list[Key] = [("token", -1, None, names[p]) for p in range(index.n_pos)]
+    keys = [Key(NodeKind.TOKEN, -1, None, names[p]) for p in range(index.n_pos)]
     keys += [
-        ("error", layer, None, names[p])
+        Key(NodeKind.ERROR, layer, None, names[p])
         for layer in range(index.n_layers)
         for p in range(index.n_pos)
     ]
-    keys += [("feature", layer, f, names[p]) for layer, p, f in index.features.tolist()]
-    keys += [("target", index.n_layers, None, "END")] * index.n_targets
+    keys += [Key(NodeKind.FEATURE, layer, f, names[p]) for layer, p, f in index.features.tolist()]
+    keys += [Key(NodeKind.TARGET, index.n_layers, None, "END")] * index.n_targets
     return keys
 
 
@@ -110,14 +117,14 @@ def merge_graphs(
     keys = list(ids)
     kind = [k[0] for k in keys]
     target_weights = torch.tensor(
-        [1.0 if k == "target" else 0.0 for k in kind], dtype=torch.float64
+        [1.0 if k == NodeKind.TARGET else 0.0 for k in kind], dtype=torch.float64
     )
     pruning = prune_edges(
         unique // n,
         unique % n,
         mean,
-        is_token=torch.tensor([k == "token" for k in kind]),
-        is_error=torch.tensor([k == "error" for k in kind]),
+        is_token=torch.tensor([k == NodeKind.TOKEN for k in kind]),
+        is_error=torch.tensor([k == NodeKind.ERROR for k in kind]),
         target_weights=target_weights / target_weights.sum(),
         node_threshold=node_threshold,
         edge_threshold=edge_threshold,
@@ -161,11 +168,11 @@ def node_change(
     first corrupted token do not change at all, whatever their weight on the clean prompt."""
     kind, layer, feature, _ = key
     clean, corrupt = records
-    if kind == "target":
+    if kind == NodeKind.TARGET:
         return 1.0
-    if kind == "token":
+    if kind == NodeKind.TOKEN:
         return float(tokens[0][pos] != tokens[1][pos])
-    if kind == "error":
+    if kind == NodeKind.ERROR:
         e, e2 = clean.errors[layer][pos], corrupt.errors[layer][pos]
         norm = float(e.norm())
         return float((e - e2).norm()) / norm if norm > 0 else 0.0

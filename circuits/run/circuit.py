@@ -8,13 +8,13 @@ fires at the second mention of the subject in every prompt is one node.
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-NODE_KINDS = ("token", "error", "feature", "target")
+from circuits.attribution.nodes import NodeKind
 
 
 @dataclass(frozen=True, kw_only=True)
 class CircuitNode:
-    kind: str
-    """One of NODE_KINDS."""
+    kind: NodeKind
+    """Token, error, feature or target (stored as its name)."""
     layer: int
     """Transformer block (-1 for tokens, n_layers for the target)."""
     role: str
@@ -87,7 +87,7 @@ class Circuit:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Circuit":
-        nodes = [CircuitNode(**n) for n in data["nodes"]]
+        nodes = [CircuitNode(**{**n, "kind": NodeKind(n["kind"])}) for n in data["nodes"]]
         edges = [
             CircuitEdge(**{**e, "heads": [tuple(h) for h in e["heads"]]}) for e in data["edges"]
         ]
@@ -95,7 +95,7 @@ class Circuit:
 
     @property
     def n_features(self) -> int:
-        return sum(n.kind == "feature" for n in self.nodes)
+        return sum(n.kind == NodeKind.FEATURE for n in self.nodes)
 
 
 def drawable(circuit: Circuit, *, max_nodes: int = 40, max_edges: int = 90) -> Circuit:
@@ -103,11 +103,11 @@ def drawable(circuit: Circuit, *, max_nodes: int = 40, max_edges: int = 90) -> C
     influence (up to `max_nodes` nodes in all, tokens included), and the strongest edges among
     them; tokens appear only where a kept edge starts."""
     middle = sorted(
-        (i for i, n in enumerate(circuit.nodes) if n.kind in ("feature", "error")),
+        (i for i, n in enumerate(circuit.nodes) if n.kind in (NodeKind.FEATURE, NodeKind.ERROR)),
         key=lambda i: -circuit.nodes[i].influence,
     )
-    targets = [i for i, n in enumerate(circuit.nodes) if n.kind == "target"]
-    tokens = {i for i, n in enumerate(circuit.nodes) if n.kind == "token"}
+    targets = [i for i, n in enumerate(circuit.nodes) if n.kind == NodeKind.TARGET]
+    tokens = {i for i, n in enumerate(circuit.nodes) if n.kind == NodeKind.TOKEN}
     inner = set(targets) | set(middle[: max(0, int(0.8 * max_nodes) - len(targets))])
     candidates = [
         e for e in circuit.edges if e.target in inner and (e.source in inner or e.source in tokens)

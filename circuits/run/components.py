@@ -32,6 +32,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from circuits.attribution.nodes import NodeKind
 from circuits.causal.naming import EMBED, LOGITS, components, parse_component
 from circuits.run.circuit import Circuit, CircuitNode
 
@@ -65,9 +66,9 @@ class ComponentView:
 
 
 def _component_of(node: CircuitNode) -> str:
-    if node.kind == "token":
+    if node.kind == NodeKind.TOKEN:
         return EMBED
-    if node.kind == "target":
+    if node.kind == NodeKind.TARGET:
         return LOGITS
     return f"MLP{node.layer}"
 

@@ -19,6 +19,7 @@ node's edges spread across its top and bottom in the order of the nodes at their
 import itertools
 from dataclasses import dataclass
 
+from circuits.attribution.nodes import NodeKind
 from circuits.run.circuit import Circuit
 
 SIZES = {  # (width, height) in points
@@ -78,7 +79,7 @@ def _cells(circuit: Circuit) -> dict[tuple[int, str], list[list[int]]]:
     for cell, members in cells.items():
         members.sort(
             key=lambda i: (
-                circuit.nodes[i].kind == "error",
+                circuit.nodes[i].kind == NodeKind.ERROR,
                 -abs(circuit.nodes[i].influence),
                 circuit.nodes[i].feature or 0,
             )

@@ -13,6 +13,7 @@ from circuits.attribution.attribute import AttributionConfig, attribute
 from circuits.attribution.graph import Graph
 from circuits.attribution.heads import moved_patterns, resolve_heads
 from circuits.attribution.influence import total_effects
+from circuits.attribution.nodes import NodeKind
 from circuits.attribution.recursive import RecursiveConfig, attribute_recursive
 from circuits.attribution.replacement import ReplacementModel
 from circuits.causal.qk_paths import qk_path_scores
@@ -230,12 +231,12 @@ def build_circuit(
     nodes = []
     for i in kept:
         kind, layer, feature, role = merged.keys[i]
-        if kind == "feature":
+        if kind == NodeKind.FEATURE:
             assert feature is not None
             label = labels.get((layer, feature), f"L{layer} #{feature}")
-        elif kind == "token":
+        elif kind == NodeKind.TOKEN:
             label = role
-        elif kind == "error":
+        elif kind == NodeKind.ERROR:
             label = f"error L{layer}"
         else:
             label = metric_name
@@ -309,7 +310,7 @@ def feature_names(
     if labels is None:
         return {}
     keys = [merged.keys[i] for i in circuit_mask.nonzero().squeeze(1).tolist()]
-    features = sorted({(k[1], k[2]) for k in keys if k[0] == "feature" and k[2] is not None})
+    features = sorted({(k[1], k[2]) for k in keys if k[0] == NodeKind.FEATURE and k[2] is not None})
     return labels(features)
 
 
@@ -453,7 +454,7 @@ def run_task(
     used = torch.zeros_like(circuit_mask)
     used[merged.rows[edge_mask]] = True
     used[merged.cols[edge_mask]] = True
-    circuit_mask &= used | torch.tensor([k[0] != "token" for k in merged.keys])
+    circuit_mask &= used | torch.tensor([k[0] != NodeKind.TOKEN for k in merged.keys])
     parts = resolve_circuit_edges(model, graphs, names, merged, edge_mask, prompt_set, records)
     tokenizer = model.bridge.tokenizer
     example = [tokenizer.decode([t]) for t in prompt_set.prompts[0].tokens]

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from circuits.attribution.attribute import site_gradients
 from circuits.attribution.graph import Graph
 from circuits.attribution.influence import prune_edges, total_effects
+from circuits.attribution.nodes import NodeKind
 from circuits.attribution.replacement import ReplacementModel
 from circuits.attribution.targets import Target
 from circuits.run.aggregate import MergedGraph
@@ -88,7 +89,7 @@ def rank_nodes(
     the real model (one batched forward pass per prompt)."""
     effect = merged.scores.clone()
     kinds = [k[0] for k in merged.keys]
-    middle = [i for i, k in enumerate(kinds) if k in ("feature", "error")]
+    middle = [i for i, k in enumerate(kinds) if k in (NodeKind.FEATURE, NodeKind.ERROR)]
     order = sorted(middle, key=lambda i: -abs(float(effect[i])))
     candidates = order[: config.refine * cap]
     if not candidates:
@@ -143,13 +144,13 @@ def select_nodes(
     hold `node_threshold` of the total weight, with at most `cap` features (error nodes are not
     capped: they stand for what the transcoders miss); tokens and the target are always in."""
     kinds = [k[0] for k in merged.keys]
-    keep = torch.tensor([k in ("token", "target") for k in kinds])
+    keep = torch.tensor([k in (NodeKind.TOKEN, NodeKind.TARGET) for k in kinds])
     total = float(ranking.weight[ranking.order].sum())
     held, n_features = 0.0, 0
     for i in ranking.order:
         if held >= config.node_threshold * total:
             break
-        if kinds[i] == "feature":
+        if kinds[i] == NodeKind.FEATURE:
             if n_features >= cap:
                 continue
             n_features += 1
@@ -164,13 +165,13 @@ def circuit_edges(merged: MergedGraph, keep: torch.Tensor, config: RunConfig) ->
     between = keep[merged.rows] & keep[merged.cols]
     subset = between.nonzero().squeeze(1)
     kinds = [k[0] for k in merged.keys]
-    target = torch.tensor([k == "target" for k in kinds], dtype=torch.float64)
+    target = torch.tensor([k == NodeKind.TARGET for k in kinds], dtype=torch.float64)
     pruning = prune_edges(
         merged.rows[subset],
         merged.cols[subset],
         merged.weights[subset],
-        is_token=torch.tensor([k == "token" for k in kinds]),
-        is_error=torch.tensor([k == "error" for k in kinds]),
+        is_token=torch.tensor([k == NodeKind.TOKEN for k in kinds]),
+        is_error=torch.tensor([k == NodeKind.ERROR for k in kinds]),
         target_weights=target / target.sum(),
         node_threshold=1.0,
         edge_threshold=config.edge_threshold,
@@ -187,8 +188,8 @@ def chosen_nodes(chosen: set, names: list[str], model: ReplacementModel) -> Keep
     errors = [torch.zeros(n_pos, dtype=torch.bool) for _ in range(model.n_layers)]
     for kind, layer, feature, role in chosen:
         for pos, name in enumerate(names):
-            if name == role and kind == "feature":
+            if name == role and kind == NodeKind.FEATURE:
                 features[layer][pos, feature] = True
-            elif name == role and kind == "error":
+            elif name == role and kind == NodeKind.ERROR:
                 errors[layer][pos] = True
     return Keep(features, errors)

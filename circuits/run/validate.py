@@ -22,9 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from circuits.hooks import Hook
 from transcoders.transcoder_set import TranscoderSet
-
-Hook = tuple[str, Callable[..., Tensor]]
 
 
 @dataclass(frozen=True)
@@ -76,24 +75,16 @@ def patch_hooks(tset: TranscoderSet, keep: Keep, corrupt: NodeRecord) -> list[Ho
     """Hooks that rebuild each MLP output from live and corrupted node values."""
     hooks: list[Hook] = []
     for layer, names in enumerate(tset.hooks):
-        inputs: dict[str, Tensor] = {}
 
-        def read(x: Tensor, hook: Any, inputs: dict[str, Tensor] = inputs) -> Tensor:
-            inputs["x"] = x
-            return x
-
-        def write(
-            out: Tensor, hook: Any, inputs: dict[str, Tensor] = inputs, layer: int = layer
-        ) -> Tensor:
-            transcoder = tset[layer]
-            x = inputs.pop("x")  # [batch, n_pos, d_model]
+        def rebuilt(x: Tensor, out: Tensor, layer: int = layer) -> Tensor:
+            transcoder = tset[layer]  # x: [batch, n_pos, d_model]
             live = transcoder.encode(x).features
             f = torch.where(keep.features[layer], live, corrupt.features[layer])
             error = out - transcoder.decode(live) - transcoder.skip_path(x)
             error = torch.where(keep.errors[layer][..., None], error, corrupt.errors[layer])
             return transcoder.decode(f) + transcoder.skip_path(x) + error
 
-        hooks += [(names.hook_in, read), (names.hook_out, write)]
+        hooks += names.rewriting(rebuilt)
     return hooks
 
 

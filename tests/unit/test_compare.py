@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from circuits.attribution.nodes import NodeKind
 from circuits.causal.reference import ComponentEffect, Reference
 from circuits.cli.main import main
 from circuits.compare.curves import common_level, size_at
@@ -20,11 +21,15 @@ BIG_CURVE = [[0, 0.0], [4, 0.6], [8, 0.9], [16, 0.95]]
 def make_circuit(task: str, model: str, n_layers: int) -> Circuit:
     last = n_layers - 1
     nodes = [
-        CircuitNode(kind="token", layer=-1, role="IO", label=" Mary"),
-        CircuitNode(kind="feature", layer=0, role="S2", feature=3, influence=0.5, effect=1.5),
-        CircuitNode(kind="feature", layer=last, role="END", feature=7, influence=0.3, effect=0.9),
-        CircuitNode(kind="error", layer=last, role="END", influence=0.2, effect=0.6),
-        CircuitNode(kind="target", layer=n_layers, role="END", label="logit_diff"),
+        CircuitNode(kind=NodeKind.TOKEN, layer=-1, role="IO", label=" Mary"),
+        CircuitNode(
+            kind=NodeKind.FEATURE, layer=0, role="S2", feature=3, influence=0.5, effect=1.5
+        ),
+        CircuitNode(
+            kind=NodeKind.FEATURE, layer=last, role="END", feature=7, influence=0.3, effect=0.9
+        ),
+        CircuitNode(kind=NodeKind.ERROR, layer=last, role="END", influence=0.2, effect=0.6),
+        CircuitNode(kind=NodeKind.TARGET, layer=n_layers, role="END", label="logit_diff"),
     ]
     edges = [
         CircuitEdge(

@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
+from circuits.attribution.nodes import NodeKind
 from circuits.errors import CircuitsError
 from circuits.run import drawing
 from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
@@ -115,8 +116,8 @@ def test_svg_tokens_show_the_example_prompt_at_their_role(tmp_path):
 def test_svg_escapes_markup_and_characters_xml_cannot_hold(tmp_path):
     base = make_circuit()
     nodes = list(base.nodes)
-    nodes[2] = CircuitNode(kind="feature", layer=0, role="S2", feature=17, label="a<b & c>d")
-    nodes[0] = CircuitNode(kind="token", layer=-1, role="IO", label="\x00\x1b</text>")
+    nodes[2] = CircuitNode(kind=NodeKind.FEATURE, layer=0, role="S2", feature=17, label="a<b & c>d")
+    nodes[0] = CircuitNode(kind=NodeKind.TOKEN, layer=-1, role="IO", label="\x00\x1b</text>")
     title = 'x < y & "z"'
     path = render_svg(with_(base, nodes=nodes), tmp_path / "g.svg", title=title)
     raw = path.read_text()
@@ -223,7 +224,9 @@ def test_svg_is_a_grid_of_roles_by_layers(tmp_path):
 def test_crowded_cells_stack_lines_within_their_row(tmp_path):
     base = make_circuit()
     extra = [  # END at layer 1 now holds four features: two lines of two, strongest on top
-        CircuitNode(kind="feature", layer=1, role="END", feature=f, label=f"f{f}", influence=-1.0)
+        CircuitNode(
+            kind=NodeKind.FEATURE, layer=1, role="END", feature=f, label=f"f{f}", influence=-1.0
+        )
         for f in (1, 2)
     ]
     circuit = with_(base, nodes=[*base.nodes, *extra])
@@ -237,9 +240,9 @@ def test_crowded_cells_stack_lines_within_their_row(tmp_path):
 
 def test_svg_does_not_repeat_labels_that_restate_the_role_or_the_feature(tmp_path):
     nodes = [
-        CircuitNode(kind="token", layer=-1, role="IO", label="IO"),
-        CircuitNode(kind="feature", layer=0, role="IO", feature=5, label="L0 #5"),
-        CircuitNode(kind="target", layer=2, role="IO", label="logit_diff"),
+        CircuitNode(kind=NodeKind.TOKEN, layer=-1, role="IO", label="IO"),
+        CircuitNode(kind=NodeKind.FEATURE, layer=0, role="IO", feature=5, label="L0 #5"),
+        CircuitNode(kind=NodeKind.TARGET, layer=2, role="IO", label="logit_diff"),
     ]
     circuit = with_(make_circuit(), nodes=nodes, edges=[])
     text = svg_text(render_svg(circuit, tmp_path / "g.svg"))

@@ -9,6 +9,7 @@ import stat
 import pytest
 
 from circuits import paths
+from circuits.attribution.nodes import NodeKind
 from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
 from circuits.run.export import role_tokens, viewer_json, write_json
 
@@ -18,14 +19,18 @@ EXAMPLE = ["When", " Mary", " and", " John", " went", " to", " John", " gave", "
 
 def make_circuit() -> Circuit:
     nodes = [
-        CircuitNode(kind="token", layer=-1, role="IO", label=" Mary"),
-        CircuitNode(kind="token", layer=-1, role="S2", label=" John"),
-        CircuitNode(kind="feature", layer=0, role="S2", feature=17, label="repeated name"),
-        CircuitNode(kind="error", layer=0, role="S2"),
-        CircuitNode(kind="feature", layer=0, role="IO", feature=5, label="female name"),
-        CircuitNode(kind="feature", layer=1, role="END", feature=17, label="say the other name"),
-        CircuitNode(kind="feature", layer=1, role="END", feature=230, label="inhibit subject"),
-        CircuitNode(kind="target", layer=2, role="END", label="logit_diff", activation=3.1),
+        CircuitNode(kind=NodeKind.TOKEN, layer=-1, role="IO", label=" Mary"),
+        CircuitNode(kind=NodeKind.TOKEN, layer=-1, role="S2", label=" John"),
+        CircuitNode(kind=NodeKind.FEATURE, layer=0, role="S2", feature=17, label="repeated name"),
+        CircuitNode(kind=NodeKind.ERROR, layer=0, role="S2"),
+        CircuitNode(kind=NodeKind.FEATURE, layer=0, role="IO", feature=5, label="female name"),
+        CircuitNode(
+            kind=NodeKind.FEATURE, layer=1, role="END", feature=17, label="say the other name"
+        ),
+        CircuitNode(
+            kind=NodeKind.FEATURE, layer=1, role="END", feature=230, label="inhibit subject"
+        ),
+        CircuitNode(kind=NodeKind.TARGET, layer=2, role="END", label="logit_diff", activation=3.1),
     ]
     edges = [
         CircuitEdge(source=0, target=4, weight=1.2),
@@ -104,8 +109,8 @@ def test_error_ids_never_collide_with_layer_zero_features():
     # feature 0 at layer 0 and an error at layer 0, same role: the old form gave both "0_0_3"
     nodes = [
         *base.nodes,
-        CircuitNode(kind="feature", layer=0, role="S2", feature=0, label="f0"),
-        CircuitNode(kind="error", layer=1, role="S2"),
+        CircuitNode(kind=NodeKind.FEATURE, layer=0, role="S2", feature=0, label="f0"),
+        CircuitNode(kind=NodeKind.ERROR, layer=1, role="S2"),
     ]
     circuit = Circuit(**{**base.__dict__, "nodes": nodes})
     ids = [n["node_id"] for n in viewer(circuit)["nodes"]]
@@ -161,7 +166,7 @@ def test_viewer_rejects_prompt_tokens_that_are_not_one_per_role():
 
 def test_viewer_rejects_a_node_whose_role_is_unknown():
     base = make_circuit()
-    nodes = [*base.nodes, CircuitNode(kind="feature", layer=0, role="S3", feature=1)]
+    nodes = [*base.nodes, CircuitNode(kind=NodeKind.FEATURE, layer=0, role="S3", feature=1)]
     with pytest.raises(ValueError, match="S3"):
         viewer(Circuit(**{**base.__dict__, "nodes": nodes}))
 

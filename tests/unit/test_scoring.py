@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from circuits.attribution.nodes import NodeKind
 from circuits.causal.naming import component_edges, parse_component, reads_before
 from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
 from circuits.run.components import component_view
@@ -45,11 +46,15 @@ def test_component_names_and_edges():
 
 def _view_circuit(**kw) -> Circuit:
     nodes = [
-        CircuitNode(kind="token", layer=-1, role="IO"),
-        CircuitNode(kind="feature", layer=0, role="IO", feature=3, influence=0.5, effect=1.0),
-        CircuitNode(kind="feature", layer=0, role="S2", feature=5, influence=0.2, effect=-0.4),
-        CircuitNode(kind="error", layer=1, role="END", influence=0.3, effect=-0.6),
-        CircuitNode(kind="target", layer=2, role="END"),
+        CircuitNode(kind=NodeKind.TOKEN, layer=-1, role="IO"),
+        CircuitNode(
+            kind=NodeKind.FEATURE, layer=0, role="IO", feature=3, influence=0.5, effect=1.0
+        ),
+        CircuitNode(
+            kind=NodeKind.FEATURE, layer=0, role="S2", feature=5, influence=0.2, effect=-0.4
+        ),
+        CircuitNode(kind=NodeKind.ERROR, layer=1, role="END", influence=0.3, effect=-0.6),
+        CircuitNode(kind=NodeKind.TARGET, layer=2, role="END"),
     ]
     edges = [
         # effect 1 of a gap of 2, 80% through L1H0: 0.4 each way, 0.1 along the residual stream
