@@ -132,7 +132,7 @@ class TrainConfig:
     n_tokens: int = 4_000_000
     """Training tokens (each feeds every layer); steps = n_tokens // batch_size. A zoo model may
     register another count (`ZooModel.transcoder_tokens`): more tokens reconstruct better but
-    spread a task over more features (README, "Status of the transcoders")."""
+    spread a task over more features (docs/transcoders.md)."""
     batch_size: int = 4096
     """Token rows per optimizer step."""
     lr: float = 1e-3
@@ -153,8 +153,8 @@ class TrainConfig:
     """Start each encoder bias at `-mean(x) @ W_enc` over the first batch, so that every
     feature's pre-activations start centred on zero. Without it, features whose random
     direction points away from the mean MLP input never fire, and AuxK cannot revive them (their
-    pre-activations are negative everywhere, so its ReLU passes no gradient): 38% of medium's
-    layer-1 features died that way."""
+    pre-activations are negative everywhere, so its ReLU passes no gradient; docs/transcoders.md
+    has what it changed)."""
     resample_at: tuple[float, ...] = ()
     """Fractions of training after which dead features are re-initialised on the inputs the set
     reconstructs worst (empty: never; AuxK alone then remedies dead features)."""

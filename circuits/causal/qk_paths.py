@@ -14,16 +14,12 @@ While a sender's change is in the heads' query and key inputs, every head's outp
 its clean value, so the residual stream stays clean and each head sees that sender's change
 alone: one forward pass, one copy per sender, measures every path of a prompt.
 
-Measured against QK-only path patching on the zoo's IOI and greater-than (`python -m
-benchmarks.qk_paths`: relative L1 error over every path, 20 prompts), this is 0.02-0.54 with
-correlation 0.989-1.000. The gradient estimators are close on some tasks and far off on others.
-The plain gradient on the clean prompt (EAP) saturates with the softmax: 0.99 on tiny and small
-IOI (0.09 on small greater-than). Integrated gradients over the corrupted-to-clean embeddings
-(EAP-IG) moves every component at once: 0.36-0.89, and 0.89 on medium greater-than, whose
-negative heads act only through later heads' queries (L2H0 -> L3H3: 0.01 against 0.13 patched).
-What follows the receiver is read to first order: where the metric saturates there it still
-underestimates (tiny greater-than's EMBED -> L0H2: 0.16 against 0.37), and where it has zero
-slope (a compiled model's ReLU steps) it reads zero.
+The pattern is exact, unlike a gradient through the softmax (EAP), which saturates, or
+integrated gradients over the embeddings (EAP-IG), which move every component at once. What
+follows the receiver is read to first order: where the metric saturates there it
+underestimates, and where it has zero slope (a compiled model's ReLU steps) it reads zero.
+`python -m benchmarks.qk_paths` scores all three against QK-only path patching; the figures
+are in docs/results.md.
 """
 
 from typing import Any

@@ -175,7 +175,7 @@ odds every model preferred the second name of the intro ("A and B ..., B gave ..
 nearer name): right on S-first prompts, wrong on up to 40% of IO-first ones (tiny: held-out
 IO +3.75 / S +2.20 above absent names when IO came first, +6.50 / -1.62 when S did). At 0.75
 tiny seed 2 is right on 99% of IO-first prompts, but seeds 0 and 1 only on 70%: the share is
-not shown to help on average (README, "Status of the zoo")."""
+not shown to help on average (docs/zoo.md, "Status of the zoo")."""
 
 _REPLIES = ("thanked", "smiled at", "waved to", "said goodbye to", "hugged")
 

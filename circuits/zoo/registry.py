@@ -107,15 +107,15 @@ register(
         n_layers=2,
         d_model=128,
         n_heads=4,
-        # IOI varies from seed to seed at this size: see the README's "Status of the zoo".
+        # IOI varies from seed to seed at this size: see docs/zoo.md, "Status of the zoo".
         train=TrainConfig(seed=2),
         shipped=True,
     )
 )
 # Sized for a 2-core AVX2 CPU without bf16 support (measured fp32 training throughput: 2 layers
 # d128 ~10k tokens/s, 4 layers d256 ~2.5k, 6 layers d384 ~1.1k; bf16 autocast was 10x slower).
-# The deeper models average their weights: IOI scores swing between checkpoints (README, "Status
-# of the zoo").
+# The deeper models average their weights: IOI scores swing between checkpoints (docs/zoo.md,
+# "Status of the zoo").
 # `small` trains 16k steps: at 12k its IOI was still rising (85% held-out). Its transcoders
 # need 8M tokens: with 4M the spliced IOI logit difference kept 0.58-0.66 of the original (the
 # last MLP's output at the answer was reconstructed worst), with 8M 0.85.

@@ -94,7 +94,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         type=_fractions,
         default=defaults.resample_at,
         help="fractions of training after which dead features are re-initialised, e.g. "
-        "0.25,0.5 (default: never; it set back FVU badly on small and medium, see the README)",
+        "0.25,0.5 (default: never; it set back FVU badly on small and medium: "
+        "docs/transcoders.md)",
     )
     parser.add_argument(
         "--buffer-tokens",
