@@ -16,7 +16,6 @@ import hashlib
 import itertools
 import json
 import logging
-import math
 import shutil
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from tqdm import tqdm
 
 from circuits.errors import CheckpointError
 from circuits.paths import atomic_dir, cache_dir
+from circuits.schedule import learning_rate
 from circuits.zoo.train import document_starts
 from transcoders.config import TrainConfig, TranscoderConfig
 from transcoders.harvest import Activations, activation_batches, canonical_mlp_hooks
@@ -46,15 +46,14 @@ CHECKPOINT = "checkpoint"
 
 def lr_at(config: TrainConfig, step: int) -> float:
     """Linear warm-up, constant, then linear or cosine decay to zero over decay_fraction."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    decay_start = config.n_steps * (1 - config.decay_fraction)
-    if step < decay_start:
-        return config.lr
-    progress = (step - decay_start) / max(1.0, config.n_steps - decay_start)
-    if config.schedule == "linear":
-        return config.lr * (1 - progress)
-    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return learning_rate(
+        step,
+        peak=config.lr,
+        n_steps=config.n_steps,
+        warmup_steps=config.warmup_steps,
+        decay_fraction=config.decay_fraction,
+        shape=config.schedule,
+    )
 
 
 def default_work_dir(out: Path) -> Path:

@@ -9,7 +9,7 @@ from circuits.paths import PACKAGE_ROOT
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainConfig:
+class ZooTrainConfig:
     """How a zoo model is trained; the batch for step s depends only on (seed, s)."""
 
     seed: int = 0
@@ -71,7 +71,7 @@ class ZooModel:
     """Attention heads per layer."""
     n_ctx: int = 256
     """Context length."""
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: ZooTrainConfig = field(default_factory=ZooTrainConfig)
     """Training recipe."""
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     """Corpus the model is trained on (the default one unless the model keeps an older text
@@ -108,7 +108,7 @@ register(
         d_model=128,
         n_heads=4,
         # IOI varies from seed to seed at this size: see docs/zoo.md, "Status of the zoo".
-        train=TrainConfig(seed=2),
+        train=ZooTrainConfig(seed=2),
         shipped=True,
     )
 )
@@ -125,12 +125,14 @@ register(
         n_layers=4,
         d_model=128,
         n_heads=4,
-        train=TrainConfig(n_steps=16_000, ema_decay=0.999),
+        train=ZooTrainConfig(n_steps=16_000, ema_decay=0.999),
         transcoder_tokens=8_000_000,
     )
 )
 register(
-    ZooModel(name="medium", n_layers=6, d_model=160, n_heads=5, train=TrainConfig(ema_decay=0.999))
+    ZooModel(
+        name="medium", n_layers=6, d_model=160, n_heads=5, train=ZooTrainConfig(ema_decay=0.999)
+    )
 )
 
 

@@ -25,8 +25,9 @@ from circuits.corpus.build import load_corpus_tokenizer, load_or_build_corpus
 from circuits.corpus.tokenizer import end_of_text_id
 from circuits.errors import CheckpointError, CorpusError
 from circuits.paths import atomic_dir, cache_dir
+from circuits.schedule import learning_rate
 from circuits.zoo.card import write_card
-from circuits.zoo.registry import TrainConfig, ZooModel
+from circuits.zoo.registry import ZooModel, ZooTrainConfig
 from circuits.zoo.scores import task_scores
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def document_starts(tokens: np.ndarray, eot: int, seq_len: int) -> np.ndarray:
 
 
 def batch_at(
-    tokens: np.ndarray, starts: np.ndarray, config: TrainConfig, step: int
+    tokens: np.ndarray, starts: np.ndarray, config: ZooTrainConfig, step: int
 ) -> torch.Tensor:
     """The training batch of `step`: windows opening at document starts, a function of
     (seed, step) only. Aligned windows put each task prompt at the positions it has at
@@ -102,18 +103,19 @@ def init_position_embeddings(model: GPT2LMHeadModel) -> None:
         wpe.copy_(table * model.config.initializer_range * 2**0.5)
 
 
-def lr_at(config: TrainConfig, step: int) -> float:
+def lr_at(config: ZooTrainConfig, step: int) -> float:
     """Linear warm-up, constant, then linear decay to a tenth over the last decay_fraction."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    decay_start = config.n_steps * (1 - config.decay_fraction)
-    if step < decay_start:
-        return config.lr
-    progress = (step - decay_start) / max(1.0, config.n_steps - decay_start)
-    return config.lr * (1 - 0.9 * progress)
+    return learning_rate(
+        step,
+        peak=config.lr,
+        n_steps=config.n_steps,
+        warmup_steps=config.warmup_steps,
+        decay_fraction=config.decay_fraction,
+        floor=0.1,
+    )
 
 
-def make_optimizer(model: GPT2LMHeadModel, config: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: GPT2LMHeadModel, config: ZooTrainConfig) -> torch.optim.AdamW:
     decayed = [p for n, p in model.named_parameters() if p.ndim == 2 and "wpe" not in n]
     other = [p for n, p in model.named_parameters() if not (p.ndim == 2 and "wpe" not in n)]
     groups = [
@@ -189,7 +191,7 @@ def hf_logits_fn(model: GPT2LMHeadModel) -> Callable[[torch.Tensor], torch.Tenso
 
 
 def evaluate(
-    model: GPT2LMHeadModel, tokenizer, val: np.ndarray, config: TrainConfig, n_prompts: int = 100
+    model: GPT2LMHeadModel, tokenizer, val: np.ndarray, config: ZooTrainConfig, n_prompts: int = 100
 ) -> dict:
     val_starts = document_starts(val, end_of_text_id(tokenizer), config.seq_len)
     """Validation loss on fixed windows of held-out text, and the task scores."""
@@ -197,7 +199,9 @@ def evaluate(
     with torch.no_grad():
         losses = []
         for i in range(8):
-            ids = batch_at(val, val_starts, TrainConfig(seed=10_000 + i, seq_len=config.seq_len), 0)
+            ids = batch_at(
+                val, val_starts, ZooTrainConfig(seed=10_000 + i, seq_len=config.seq_len), 0
+            )
             losses.append(model(ids, labels=ids).loss.item())
         scores = task_scores(hf_logits_fn(model), tokenizer, n_prompts=n_prompts)
     model.train()
@@ -290,7 +294,7 @@ def _optimizer_step(
     model: GPT2LMHeadModel,
     opt: torch.optim.AdamW,
     ids: torch.Tensor,
-    config: TrainConfig,
+    config: ZooTrainConfig,
     step: int,
 ) -> float:
     """One AdamW step at the scheduled learning rate, gradients clipped to norm 1; the loss."""

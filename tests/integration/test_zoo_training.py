@@ -8,13 +8,13 @@ import torch
 from safetensors.torch import load_file
 
 from circuits.errors import CheckpointError
-from circuits.zoo.registry import TrainConfig, ZooModel
+from circuits.zoo.registry import ZooModel, ZooTrainConfig
 from circuits.zoo.train import CHECKPOINT, default_work_dir, lr_at, train
 
 
 @pytest.fixture
 def micro_spec(small_corpus_config) -> ZooModel:
-    config = TrainConfig(
+    config = ZooTrainConfig(
         n_steps=12, batch_size=2, seq_len=32, warmup_steps=3, checkpoint_every=4, eval_every=6
     )
     return ZooModel(
@@ -96,11 +96,11 @@ def test_checkpoint_of_another_config_is_refused(micro_spec, small_cache, tmp_pa
 
 def test_moving_average_decay_must_be_below_one() -> None:
     with pytest.raises(ValueError, match="ema_decay"):
-        TrainConfig(ema_decay=1.0)
+        ZooTrainConfig(ema_decay=1.0)
 
 
 def test_learning_rate_warms_up_then_decays() -> None:
-    config = TrainConfig(n_steps=100, lr=1.0, warmup_steps=10, decay_fraction=0.2)
+    config = ZooTrainConfig(n_steps=100, lr=1.0, warmup_steps=10, decay_fraction=0.2)
     assert lr_at(config, 0) == pytest.approx(0.1)
     assert lr_at(config, 50) == 1.0
     assert lr_at(config, 99) == pytest.approx(1 - 0.9 * 19 / 20)
