@@ -9,8 +9,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from circuits.errors import CheckpointError
-from tests.unit import test_transcoder_fixtures as fixtures
-from tests.unit.test_transcoder_fixtures import tiny_harvest, tiny_transcoder
+from tests.builders import tiny_harvest, tiny_transcoder
 from transcoders.config import TrainConfig
 from transcoders.evaluate import reconstruction_on_tokens
 from transcoders.harvest import activation_batches
@@ -24,8 +23,6 @@ from transcoders.train import (
 )
 from transcoders.transcoder_set import CONFIG, WEIGHTS, load_transcoder_set
 
-tiny_model_dir, tiny_bridge = fixtures.tiny_model_dir, fixtures.tiny_bridge
-small_tokens, single_thread = fixtures.small_tokens, fixtures.single_thread
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 

@@ -5,105 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from circuits.attribution.nodes import NodeKind
 from circuits.causal.reference import ComponentEffect, Reference
 from circuits.cli.main import main
 from circuits.compare.curves import common_level, size_at
 from circuits.compare.roles import check_roles
 from circuits.paths import MARKER
-from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
+from circuits.run.circuit import Circuit
 from circuits.run.components import component_view
-
-SMALL_CURVE = [[0, 0.0], [10, 0.5], [20, 1.0]]
-BIG_CURVE = [[0, 0.0], [4, 0.6], [8, 0.9], [16, 0.95]]
-
-
-def make_circuit(task: str, model: str, n_layers: int) -> Circuit:
-    last = n_layers - 1
-    nodes = [
-        CircuitNode(kind=NodeKind.TOKEN, layer=-1, role="IO", label=" Mary"),
-        CircuitNode(
-            kind=NodeKind.FEATURE, layer=0, role="S2", feature=3, influence=0.5, effect=1.5
-        ),
-        CircuitNode(
-            kind=NodeKind.FEATURE, layer=last, role="END", feature=7, influence=0.3, effect=0.9
-        ),
-        CircuitNode(kind=NodeKind.ERROR, layer=last, role="END", influence=0.2, effect=0.6),
-        CircuitNode(kind=NodeKind.TARGET, layer=n_layers, role="END", label="logit_diff"),
-    ]
-    edges = [
-        CircuitEdge(
-            source=0,
-            target=1,
-            weight=1.0,
-            heads=[("L0H1", 0.8)],
-            effect=0.8,
-            head_effects={"L0H1": 0.64},
-        ),
-        CircuitEdge(
-            source=1,
-            target=2,
-            weight=0.5,
-            heads=[(f"L{last}H0", 0.6)],
-            effect=0.4,
-            head_effects={f"L{last}H0": 0.24},
-        ),
-        CircuitEdge(source=2, target=4, weight=2.0, effect=1.2),
-        CircuitEdge(source=3, target=4, weight=1.0, effect=0.6),
-    ]
-    return Circuit(
-        task=task,
-        model=model,
-        metric="logit_diff",
-        n_layers=n_layers,
-        roles=["IO", "S2", "END"],
-        nodes=nodes,
-        edges=edges,
-        n_prompts=4,
-        gap=3.0,
-    )
-
-
-def make_run(
-    path: Path,
-    *,
-    model: str,
-    n_layers: int,
-    task: str = "ioi",
-    curve: list | None = None,
-    components: bool = True,
-) -> Path:
-    """A run directory as `circuits run` writes it (curve None: an older run without one)."""
-    path.mkdir(parents=True)
-    circuit = make_circuit(task, model, n_layers)
-    summary = {
-        "task": task,
-        "model": model,
-        "metric": "logit_diff",
-        "engine": "full",
-        "n_prompts": 4,
-        "mean_active_features": 200.0,
-        "circuit_features": 2,
-        "circuit_feature_share": 0.01,
-        "circuit_nodes": len(circuit.nodes),
-        "circuit_edges": len(circuit.edges),
-        "replacement_score": 0.9,
-        "completeness_score": 0.95,
-        "validation.faithfulness": 0.9 if n_layers == 2 else 0.7,
-        "validation.completeness": 0.1,
-        "validation.model": 3.0,
-        "validation.nothing": 0.0,
-        "seconds": 1.0,
-    }
-    if curve is not None:
-        summary["faithfulness_curve"] = curve
-    (path / "summary.json").write_text(json.dumps(summary))
-    (path / "circuit.json").write_text(json.dumps(circuit.to_json()))
-    if components:
-        view = component_view(circuit, n_heads=4)
-        (path / "components.json").write_text(json.dumps(view.to_json()))
-    (path / "graph.svg").write_text(f"<svg><!-- {model} --></svg>")
-    return path
+from tests.builders import BIG_CURVE, SMALL_CURVE, make_run, sized_circuit
 
 
 @pytest.fixture
@@ -238,7 +147,7 @@ def test_older_runs_without_curve_or_components(tmp_path: Path) -> None:
     old_entry, new_entry = json.loads((out / "compare.json").read_text())["models"]
     # heads seen on its edges: L0H1 and L1H0, so 2 heads per layer
     assert old_entry["n_heads"] == 2
-    expected = component_view(make_circuit("ioi", "fake-old", 2), n_heads=2)
+    expected = component_view(sized_circuit("ioi", "fake-old", 2), n_heads=2)
     assert old_entry["scores"] == pytest.approx(expected.scores)
     assert old_entry["components_source"].startswith("computed from circuit.json")
     assert old_entry["size_at_level"] is None

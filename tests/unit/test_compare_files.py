@@ -10,7 +10,7 @@ from circuits.cli.main import main
 from circuits.compare.load import COMPONENTS_KEYS, load_run
 from circuits.errors import CompareError
 from circuits.run.components import ComponentView
-from tests.unit.test_compare import SMALL_CURVE, make_run
+from tests.builders import SMALL_CURVE, make_run
 
 
 @pytest.fixture

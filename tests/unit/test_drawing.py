@@ -14,7 +14,7 @@ from circuits.errors import CircuitsError
 from circuits.run import drawing
 from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
 from circuits.run.drawing import render_png, render_svg
-from tests.unit.test_export import ROLE_POSITIONS, make_circuit
+from tests.builders import ROLE_POSITIONS, example_ioi_circuit
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 BLUE, RED = "#2166ac", "#b2182b"
@@ -82,7 +82,7 @@ def curve_points(group: ET.Element, n: int = 40) -> list[tuple[float, float]]:
 
 
 def test_svg_parses_with_a_node_group_per_node_and_a_path_per_edge(tmp_path):
-    circuit = make_circuit()
+    circuit = example_ioi_circuit()
     root = svg_root(render_svg(circuit, tmp_path / "g.svg"))
     nodes = root.findall(".//s:g[@class='node']", NS)
     assert sorted(g.get("id", "") for g in nodes) == sorted(f"n{i}" for i in range(8))
@@ -95,7 +95,7 @@ def test_svg_parses_with_a_node_group_per_node_and_a_path_per_edge(tmp_path):
 
 
 def test_svg_shows_every_label_head_and_example_token(tmp_path):
-    circuit = make_circuit()
+    circuit = example_ioi_circuit()
     path = render_svg(circuit, tmp_path / "graph.svg", role_positions=ROLE_POSITIONS)
     text = svg_text(path)
     for node in circuit.nodes:
@@ -108,13 +108,13 @@ def test_svg_shows_every_label_head_and_example_token(tmp_path):
 
 
 def test_svg_tokens_show_the_example_prompt_at_their_role(tmp_path):
-    path = render_svg(make_circuit(), tmp_path / "g.svg", role_positions={"IO": 0, "S2": 7})
+    path = render_svg(example_ioi_circuit(), tmp_path / "g.svg", role_positions={"IO": 0, "S2": 7})
     text = svg_text(path)
     assert '"When"' in text and '" gave"' in text and '" Mary"' not in text
 
 
 def test_svg_escapes_markup_and_characters_xml_cannot_hold(tmp_path):
-    base = make_circuit()
+    base = example_ioi_circuit()
     nodes = list(base.nodes)
     nodes[2] = CircuitNode(kind=NodeKind.FEATURE, layer=0, role="S2", feature=17, label="a<b & c>d")
     nodes[0] = CircuitNode(kind=NodeKind.TOKEN, layer=-1, role="IO", label="\x00\x1b</text>")
@@ -128,7 +128,7 @@ def test_svg_escapes_markup_and_characters_xml_cannot_hold(tmp_path):
 
 def test_edges_are_blue_for_positive_and_red_for_negative_weights(tmp_path):
     colours = {}
-    for group in edge_groups(render_svg(make_circuit(), tmp_path / "g.svg")):
+    for group in edge_groups(render_svg(example_ioi_circuit(), tmp_path / "g.svg")):
         path, arrow = group.find("s:path", NS), group.find("s:polygon", NS)
         assert path is not None and arrow is not None
         assert arrow.get("fill") == path.get("stroke")  # the arrowhead in the edge's colour
@@ -139,7 +139,7 @@ def test_edges_are_blue_for_positive_and_red_for_negative_weights(tmp_path):
 
 def test_edge_width_and_opacity_grow_with_the_weight(tmp_path):
     style = {}
-    for group in edge_groups(render_svg(make_circuit(), tmp_path / "g.svg")):
+    for group in edge_groups(render_svg(example_ioi_circuit(), tmp_path / "g.svg")):
         path = group.find("s:path", NS)
         assert path is not None
         width, opacity = float(path.get("stroke-width", "0")), path.get("stroke-opacity", "")
@@ -150,7 +150,7 @@ def test_edge_width_and_opacity_grow_with_the_weight(tmp_path):
 
 
 def test_edges_are_drawn_weakest_first_and_under_the_nodes(tmp_path):
-    circuit = make_circuit()
+    circuit = example_ioi_circuit()
     root = svg_root(render_svg(circuit, tmp_path / "g.svg"))
     drawn = [(g.get("data-source"), g.get("data-target")) for g in edge_groups(tmp_path / "g.svg")]
     by_weight = sorted(circuit.edges, key=lambda e: abs(e.weight))
@@ -161,7 +161,7 @@ def test_edges_are_drawn_weakest_first_and_under_the_nodes(tmp_path):
 
 
 def test_edges_run_from_the_source_top_to_the_target_bottom(tmp_path):
-    path = render_svg(make_circuit(), tmp_path / "g.svg")
+    path = render_svg(example_ioi_circuit(), tmp_path / "g.svg")
     boxes = node_boxes(path)
     for group in edge_groups(path):
         points = curve_points(group)
@@ -175,7 +175,7 @@ def test_edges_run_from_the_source_top_to_the_target_bottom(tmp_path):
 
 
 def test_an_edge_that_skips_a_row_goes_round_the_nodes_in_it(tmp_path):
-    base = make_circuit()
+    base = example_ioi_circuit()
     # the IO token straight below the IO feature at layer 0, straight into the target: a
     # direct line would cross the L0 #5 box
     edges = [CircuitEdge(source=0, target=i, weight=1.0) for i in (4, 5)]
@@ -187,7 +187,7 @@ def test_an_edge_that_skips_a_row_goes_round_the_nodes_in_it(tmp_path):
 
 
 def test_an_edge_within_one_row_arcs_into_the_targets_top(tmp_path):
-    base = make_circuit()
+    base = example_ioi_circuit()
     edges = [CircuitEdge(source=5, target=6, weight=1.0, heads=[("L1H2", 0.5)])]
     path = render_svg(with_(base, edges=edges), tmp_path / "g.svg")
     boxes = node_boxes(path)
@@ -202,7 +202,7 @@ def test_an_edge_within_one_row_arcs_into_the_targets_top(tmp_path):
 
 
 def test_svg_is_a_grid_of_roles_by_layers(tmp_path):
-    pos = node_centres(render_svg(make_circuit(), tmp_path / "g.svg"))
+    pos = node_centres(render_svg(example_ioi_circuit(), tmp_path / "g.svg"))
     x, y = {k: v[0] for k, v in pos.items()}, {k: v[1] for k, v in pos.items()}
     # columns: IO token, IO feature and the IO axis label share x; the S2 token sits under the
     # centre of the S2 cell (feature, then error); END features side by side under the target
@@ -222,7 +222,7 @@ def test_svg_is_a_grid_of_roles_by_layers(tmp_path):
 
 
 def test_crowded_cells_stack_lines_within_their_row(tmp_path):
-    base = make_circuit()
+    base = example_ioi_circuit()
     extra = [  # END at layer 1 now holds four features: two lines of two, strongest on top
         CircuitNode(
             kind=NodeKind.FEATURE, layer=1, role="END", feature=f, label=f"f{f}", influence=-1.0
@@ -244,29 +244,29 @@ def test_svg_does_not_repeat_labels_that_restate_the_role_or_the_feature(tmp_pat
         CircuitNode(kind=NodeKind.FEATURE, layer=0, role="IO", feature=5, label="L0 #5"),
         CircuitNode(kind=NodeKind.TARGET, layer=2, role="IO", label="logit_diff"),
     ]
-    circuit = with_(make_circuit(), nodes=nodes, edges=[])
+    circuit = with_(example_ioi_circuit(), nodes=nodes, edges=[])
     text = svg_text(render_svg(circuit, tmp_path / "g.svg"))
     assert '"IO"' not in text
     assert text.count("L0 #5") == 1 and text.count("logit_diff") == 2  # title and target
 
 
 def test_an_empty_circuit_draws_its_title(tmp_path):
-    circuit = with_(make_circuit(), nodes=[], edges=[])
+    circuit = with_(example_ioi_circuit(), nodes=[], edges=[])
     assert "logit_diff" in svg_text(render_svg(circuit, tmp_path / "g.svg"))
 
 
 def test_rendering_replaces_an_existing_file_without_leaving_temp_files(tmp_path):
     path = tmp_path / "graph.svg"
     path.write_text("old")
-    render_svg(make_circuit(), path, title="IOI circuit")
+    render_svg(example_ioi_circuit(), path, title="IOI circuit")
     assert "IOI circuit" in svg_text(path)
-    png = render_png(make_circuit(), tmp_path / "graph.png")
+    png = render_png(example_ioi_circuit(), tmp_path / "graph.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graph.png", "graph.svg"]
 
 
 def test_png_is_the_drawing_at_110_dpi_and_not_blank(tmp_path):
-    circuit = make_circuit()
+    circuit = example_ioi_circuit()
     svg = svg_root(render_svg(circuit, tmp_path / "g.svg"))
     pixels = matplotlib.image.imread(render_png(circuit, tmp_path / "g.png"))
     width_pt = float(svg.get("width", "0").removesuffix("pt"))
@@ -286,13 +286,13 @@ def test_a_failed_png_raises_a_circuits_error_and_keeps_the_old_file(tmp_path, m
     path = tmp_path / "graph.png"
     path.write_bytes(b"old")
     with pytest.raises(CircuitsError, match=r"resvg.*invalid size"):
-        render_png(make_circuit(), path)
+        render_png(example_ioi_circuit(), path)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["graph.png"]
 
 
 def test_drawing_needs_no_graphviz(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "graphviz", None)  # any `import graphviz` now fails
-    render_svg(make_circuit(), tmp_path / "g.svg")
-    assert render_png(make_circuit(), tmp_path / "g.png").stat().st_size > 0
+    render_svg(example_ioi_circuit(), tmp_path / "g.svg")
+    assert render_png(example_ioi_circuit(), tmp_path / "g.png").stat().st_size > 0
     assert "graphviz" not in drawing.__dict__

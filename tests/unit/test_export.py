@@ -10,52 +10,13 @@ import pytest
 
 from circuits import paths
 from circuits.attribution.nodes import NodeKind
-from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
+from circuits.run.circuit import Circuit, CircuitNode
 from circuits.run.export import role_tokens, viewer_json, write_json
-
-ROLE_POSITIONS = {"IO": 1, "S1": 3, "S1+1": 4, "S2": 6, "END": 8}
-EXAMPLE = ["When", " Mary", " and", " John", " went", " to", " John", " gave", " a"]
-
-
-def make_circuit() -> Circuit:
-    nodes = [
-        CircuitNode(kind=NodeKind.TOKEN, layer=-1, role="IO", label=" Mary"),
-        CircuitNode(kind=NodeKind.TOKEN, layer=-1, role="S2", label=" John"),
-        CircuitNode(kind=NodeKind.FEATURE, layer=0, role="S2", feature=17, label="repeated name"),
-        CircuitNode(kind=NodeKind.ERROR, layer=0, role="S2"),
-        CircuitNode(kind=NodeKind.FEATURE, layer=0, role="IO", feature=5, label="female name"),
-        CircuitNode(
-            kind=NodeKind.FEATURE, layer=1, role="END", feature=17, label="say the other name"
-        ),
-        CircuitNode(
-            kind=NodeKind.FEATURE, layer=1, role="END", feature=230, label="inhibit subject"
-        ),
-        CircuitNode(kind=NodeKind.TARGET, layer=2, role="END", label="logit_diff", activation=3.1),
-    ]
-    edges = [
-        CircuitEdge(source=0, target=4, weight=1.2),
-        CircuitEdge(source=1, target=2, weight=0.9),
-        CircuitEdge(source=2, target=6, weight=0.7, heads=[("L1H3", 0.82), ("L1H0", 0.11)]),
-        CircuitEdge(source=3, target=6, weight=0.1),
-        CircuitEdge(source=4, target=5, weight=1.5, heads=[("L1H1", 0.64)]),
-        CircuitEdge(source=5, target=7, weight=2.0),
-        CircuitEdge(source=6, target=7, weight=-0.8),
-    ]
-    return Circuit(
-        task="ioi",
-        model="zoo:tiny",
-        metric="logit_diff",
-        n_layers=2,
-        roles=["IO", "S1", "S1+1", "S2", "END"],
-        nodes=nodes,
-        edges=edges,
-        n_prompts=16,
-        example_tokens=EXAMPLE,
-    )
+from tests.builders import EXAMPLE, ROLE_POSITIONS, example_ioi_circuit
 
 
 def test_role_tokens_use_the_example_prompt_at_each_role():
-    circuit = make_circuit()
+    circuit = example_ioi_circuit()
     assert role_tokens(circuit, ROLE_POSITIONS) == [" Mary", " John", " went", " John", " a"]
     # without positions: the token node's label, else the role's name
     assert role_tokens(circuit) == [" Mary", "S1", "S1+1", " John", "END"]
@@ -80,7 +41,7 @@ ID_FORMATS = {
 
 
 def test_viewer_node_ids_follow_the_viewer_format_and_are_unique():
-    data = viewer(make_circuit())
+    data = viewer(example_ioi_circuit())
     ids = [n["node_id"] for n in data["nodes"]]
     assert len(set(ids)) == len(ids)
     for node in data["nodes"]:
@@ -95,7 +56,7 @@ def test_viewer_node_ids_follow_the_viewer_format_and_are_unique():
 
 
 def test_viewer_links_refer_to_existing_nodes_with_raw_weights():
-    circuit = make_circuit()
+    circuit = example_ioi_circuit()
     data = viewer(circuit)
     ids = {n["node_id"] for n in data["nodes"]}
     assert len(data["links"]) == len(circuit.edges)
@@ -105,7 +66,7 @@ def test_viewer_links_refer_to_existing_nodes_with_raw_weights():
 
 
 def test_error_ids_never_collide_with_layer_zero_features():
-    base = make_circuit()
+    base = example_ioi_circuit()
     # feature 0 at layer 0 and an error at layer 0, same role: the old form gave both "0_0_3"
     nodes = [
         *base.nodes,
@@ -119,7 +80,7 @@ def test_error_ids_never_collide_with_layer_zero_features():
 
 
 def test_viewer_uses_given_token_and_answer_ids():
-    data = viewer(make_circuit(), token_ids={"IO": 1234, "S2": 99}, answer_id=1234)
+    data = viewer(example_ioi_circuit(), token_ids={"IO": 1234, "S2": 99}, answer_id=1234)
     ids = {n["node_id"] for n in data["nodes"]}
     assert {"E_1234_0", "E_99_3", "3_1234_4"} <= ids
     target = next(n for n in data["nodes"] if n["is_target_logit"])
@@ -128,7 +89,7 @@ def test_viewer_uses_given_token_and_answer_ids():
 
 
 def test_viewer_metadata_and_qparams_are_complete():
-    data = viewer(make_circuit())
+    data = viewer(example_ioi_circuit())
     assert set(data["metadata"]) == {
         "slug",
         "scan",
@@ -161,11 +122,11 @@ def test_viewer_metadata_and_qparams_are_complete():
 
 def test_viewer_rejects_prompt_tokens_that_are_not_one_per_role():
     with pytest.raises(ValueError, match="one token per role"):
-        viewer_json(make_circuit(), slug="x", prompt_tokens=EXAMPLE, node_threshold=0.8)
+        viewer_json(example_ioi_circuit(), slug="x", prompt_tokens=EXAMPLE, node_threshold=0.8)
 
 
 def test_viewer_rejects_a_node_whose_role_is_unknown():
-    base = make_circuit()
+    base = example_ioi_circuit()
     nodes = [*base.nodes, CircuitNode(kind=NodeKind.FEATURE, layer=0, role="S3", feature=1)]
     with pytest.raises(ValueError, match="S3"):
         viewer(Circuit(**{**base.__dict__, "nodes": nodes}))
@@ -175,7 +136,7 @@ def test_write_json_replaces_atomically_and_round_trips(tmp_path):
     path = tmp_path / "out" / "graph.json"
     path.parent.mkdir()
     path.write_text("stale")
-    data = viewer(make_circuit())
+    data = viewer(example_ioi_circuit())
     assert write_json(data, path) == path
     assert json.loads(path.read_text()) == data
     assert [p.name for p in path.parent.iterdir()] == ["graph.json"]
@@ -190,7 +151,7 @@ def test_a_failed_write_keeps_the_old_file_and_removes_the_temp_file(tmp_path, m
 
     monkeypatch.setattr(paths.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        write_json(viewer(make_circuit()), path)
+        write_json(viewer(example_ioi_circuit()), path)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["graph.json"]
 
@@ -198,7 +159,7 @@ def test_a_failed_write_keeps_the_old_file_and_removes_the_temp_file(tmp_path, m
 def test_write_json_gives_the_file_the_users_umask(tmp_path):
     old = os.umask(0o077)
     try:
-        path = write_json(viewer(make_circuit()), tmp_path / "graph.json")
+        path = write_json(viewer(example_ioi_circuit()), tmp_path / "graph.json")
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

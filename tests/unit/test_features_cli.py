@@ -5,12 +5,10 @@ import json
 import pytest
 
 from circuits.cli.main import main
-from tests.unit import test_transcoder_fixtures as fixtures
+from tests import builders
 from transcoders.transcoder import Transcoder
 from transcoders.transcoder_set import TranscoderSet, save_transcoder_set
 
-tiny_model_dir, tiny_bridge = fixtures.tiny_model_dir, fixtures.tiny_bridge
-single_thread = fixtures.single_thread
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
@@ -26,7 +24,7 @@ def small_corpus(small_cache, small_corpus_config, tmp_path, monkeypatch) -> Non
 
 @pytest.fixture
 def tset_dir(tmp_path):
-    layers = [Transcoder(fixtures.tiny_transcoder("topk")) for _ in range(2)]
+    layers = [Transcoder(builders.tiny_transcoder("topk")) for _ in range(2)]
     return save_transcoder_set(TranscoderSet(layers, model="tiny-test-model"), tmp_path / "tc")
 
 

@@ -5,11 +5,8 @@ import shutil
 
 import pytest
 
-from tests.unit import test_transcoder_fixtures as fixtures
 from transcoders.cli.main import main
 
-tiny_model_dir, tiny_bridge = fixtures.tiny_model_dir, fixtures.tiny_bridge
-small_tokens, single_thread = fixtures.small_tokens, fixtures.single_thread
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 TINY_RUN = [

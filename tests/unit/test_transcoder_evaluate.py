@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from circuits.zoo.train import document_starts
-from tests.unit import test_transcoder_fixtures as fixtures
-from tests.unit.test_transcoder_fixtures import exact_mlp_transcoders, tiny_transcoder
+from tests import builders
+from tests.builders import exact_mlp_transcoders, tiny_transcoder
 from transcoders.evaluate import (
     eval_windows,
     evaluate_transcoders,
@@ -24,8 +24,6 @@ from transcoders.splice import spliced_logits
 from transcoders.transcoder import Transcoder
 from transcoders.transcoder_set import TranscoderSet
 
-tiny_model_dir, tiny_bridge = fixtures.tiny_model_dir, fixtures.tiny_bridge
-small_tokens, single_thread = fixtures.small_tokens, fixtures.single_thread
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
@@ -63,7 +61,7 @@ def test_exact_transcoders_recover_all_the_loss(tiny_bridge, windows) -> None:
         assert part["ce_zero"] != pytest.approx(report["ce_original"], abs=1e-4)
     for stats in report["isolated"] + report["spliced"]:
         assert stats["fvu"] == pytest.approx(0.0, abs=1e-8)
-        assert 0 < stats["l0"] < 4 * fixtures.D_MODEL
+        assert 0 < stats["l0"] < 4 * builders.D_MODEL
 
 
 def test_random_transcoders_lose_loss(tiny_bridge, windows) -> None:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.unit import test_transcoder_fixtures as fixtures
-from tests.unit.test_transcoder_fixtures import tiny_harvest
+from tests import builders
+from tests.builders import tiny_harvest
 from transcoders.harvest import (
     activation_batches,
     canonical_mlp_hooks,
@@ -14,8 +14,6 @@ from transcoders.harvest import (
     harvest_chunk,
 )
 
-tiny_model_dir, tiny_bridge = fixtures.tiny_model_dir, fixtures.tiny_bridge
-small_tokens, single_thread = fixtures.small_tokens, fixtures.single_thread
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
@@ -32,12 +30,12 @@ def test_harvest_matches_the_cache_without_position_zero(tiny_bridge, small_toke
     acts = harvest(tiny_bridge, ids)
     _, cache = tiny_bridge.run_with_cache(ids)
     for layer in range(2):
-        expected_in = cache[f"blocks.{layer}.ln2.hook_out"][:, 1:].reshape(-1, fixtures.D_MODEL)
-        expected_out = cache[f"blocks.{layer}.hook_mlp_out"][:, 1:].reshape(-1, fixtures.D_MODEL)
+        expected_in = cache[f"blocks.{layer}.ln2.hook_out"][:, 1:].reshape(-1, builders.D_MODEL)
+        expected_out = cache[f"blocks.{layer}.hook_mlp_out"][:, 1:].reshape(-1, builders.D_MODEL)
         torch.testing.assert_close(acts.mlp_in[:, layer], expected_in, rtol=0, atol=0)
         torch.testing.assert_close(acts.mlp_out[:, layer], expected_out, rtol=0, atol=0)
     with_bos = harvest(tiny_bridge, ids, include_bos=True)
-    assert with_bos.mlp_in.shape == (64, 2, fixtures.D_MODEL)
+    assert with_bos.mlp_in.shape == (64, 2, builders.D_MODEL)
 
 
 def test_harvest_leaves_no_hooks_behind(tiny_bridge, small_tokens) -> None:
@@ -65,7 +63,7 @@ def test_chunks_are_a_function_of_seed_and_index(tiny_bridge, small_tokens) -> N
     starts = document_starts(small_tokens.train, small_tokens.eot, config.seq_len)
     a = harvest_chunk(tiny_bridge, small_tokens.train, starts, config, 3)
     b = harvest_chunk(tiny_bridge, small_tokens.train, starts, config, 3)
-    assert a.mlp_in.shape == (config.buffer_tokens, 2, fixtures.D_MODEL)
+    assert a.mlp_in.shape == (config.buffer_tokens, 2, builders.D_MODEL)
     torch.testing.assert_close(a.mlp_out, b.mlp_out, rtol=0, atol=0)
     other = harvest_chunk(tiny_bridge, small_tokens.train, starts, tiny_harvest(seed=1), 3)
     assert not torch.equal(a.mlp_out, other.mlp_out)
@@ -109,7 +107,7 @@ def test_windows_are_as_long_as_the_model_was_trained_on(tiny_bridge) -> None:
     long_context = SimpleNamespace(cfg=SimpleNamespace(n_ctx=1024))
     assert window_length("zoo:tiny", long_context) == zoo_model("tiny").train.seq_len
     assert window_length("some/model", long_context) == 256
-    assert window_length("some/model", tiny_bridge) == fixtures.N_CTX
+    assert window_length("some/model", tiny_bridge) == builders.N_CTX
 
 
 def test_corpus_is_never_built_behind_the_users_back(tiny_bridge, tmp_path, monkeypatch) -> None:

@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from circuits.paths import MARKER
-from tests.unit import test_transcoder_fixtures as fixtures
-from tests.unit.test_transcoder_fixtures import tiny_transcoder
+from tests import builders
+from tests.builders import tiny_transcoder
 from transcoders.errors import TranscoderError
 from transcoders.transcoder import Transcoder
 from transcoders.transcoder_set import (
@@ -22,10 +22,8 @@ from transcoders.transcoder_set import (
     save_transcoder_set,
 )
 
-tiny_model_dir, tiny_bridge = fixtures.tiny_model_dir, fixtures.tiny_bridge
 
-
-def trained_looking_set(kind: str = "jumprelu", d_model: int = fixtures.D_MODEL, n: int = 2):
+def trained_looking_set(kind: str = "jumprelu", d_model: int = builders.D_MODEL, n: int = 2):
     """A set with every tensor random (thresholds and skips included)."""
     overrides = {"d_model": d_model, "skip": True}
     tset = TranscoderSet(
@@ -51,7 +49,7 @@ def test_round_trip_is_exact(kind, tmp_path, tiny_bridge) -> None:
     assert original.keys() == back.keys()
     for key in original:
         torch.testing.assert_close(back[key], original[key], rtol=0, atol=0, msg=key)
-    x = torch.randn(5, fixtures.D_MODEL)
+    x = torch.randn(5, builders.D_MODEL)
     torch.testing.assert_close(loaded[1](x), tset[1](x), rtol=0, atol=0)
 
 
