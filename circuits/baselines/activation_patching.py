@@ -15,10 +15,11 @@ from tqdm import tqdm
 from circuits.causal.naming import components
 from circuits.causal.patching import Patch, patched_metrics, run_prompt
 from circuits.scoring.scores import ComponentScores
+from circuits.tasks import PromptSet
 
 
 @torch.no_grad()
-def activation_patching(bridge: Any, prompt_set: Any) -> ComponentScores:
+def activation_patching(bridge: Any, prompt_set: PromptSet) -> ComponentScores:
     start = time.perf_counter()
     cfg = bridge.cfg
     names = [c.name for c in components(cfg.n_layers, cfg.n_heads)]

@@ -21,9 +21,12 @@ from circuits.causal.naming import EMBED, component_edges, components
 from circuits.causal.patching import output_change, run_prompt
 from circuits.causal.paths import QKV_HOOKS, receiver_gradients
 from circuits.scoring.scores import ComponentScores
+from circuits.tasks import PromptSet
 
 
-def edge_attribution_patching(bridge: Any, prompt_set: Any, *, steps: int = 0) -> ComponentScores:
+def edge_attribution_patching(
+    bridge: Any, prompt_set: PromptSet, *, steps: int = 0
+) -> ComponentScores:
     """EAP (`steps=0`) or EAP-IG with `steps` interpolation points."""
     if steps < 0:
         raise ValueError(f"steps: {steps}; use 0 for EAP or a positive count for EAP-IG")
@@ -52,7 +55,7 @@ def edge_attribution_patching(bridge: Any, prompt_set: Any, *, steps: int = 0) -
 
 def edge_attributions(
     bridge: Any,
-    prompt_set: Any,
+    prompt_set: PromptSet,
     edges: list[tuple[str, str]],
     *,
     steps: int = 0,

@@ -21,6 +21,7 @@ from circuits.causal.patching import Outputs, Patch, PromptRun, patched_metrics,
 from circuits.causal.paths import path_patched_metrics
 from circuits.causal.reference import ComponentEffect, Reference
 from circuits.causal.roles import ROLE_RULES, Measurements, attention_reader
+from circuits.tasks import PromptSet, TaskPrompt
 
 
 def role_means(
@@ -51,7 +52,7 @@ def role_means(
 
 
 def with_role_means(
-    clean: Outputs, means: dict[str, Outputs], prompt: Any, roles: Sequence[str]
+    clean: Outputs, means: dict[str, Outputs], prompt: TaskPrompt, roles: Sequence[str]
 ) -> Outputs:
     """`clean` with each role's position holding that role's mean outputs."""
     z, mlp, embed = (
@@ -85,7 +86,7 @@ class _Sums:
 def _measure(
     bridge: Any,
     run: PromptRun,
-    prompt: Any,
+    prompt: TaskPrompt,
     averaged: Outputs,
     names: list[str],
     positions: list[str],
@@ -111,7 +112,7 @@ def _measure(
 
 def _roles(
     bridge: Any,
-    prompt_set: Any,
+    prompt_set: PromptSet,
     effects: dict[str, ComponentEffect],
     edge_effects: dict[str, float],
     threshold: float,
@@ -136,7 +137,7 @@ def _roles(
 @torch.no_grad()
 def compute_reference(
     bridge: Any,
-    prompt_set: Any,
+    prompt_set: PromptSet,
     *,
     model_spec: str,
     threshold: float,

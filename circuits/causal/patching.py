@@ -17,6 +17,7 @@ from torch import Tensor
 
 from circuits.causal.naming import parse_component
 from circuits.hooks import MLP_OUT_HOOK, TOKEN_EMBED_HOOK, Z_HOOK, Hook
+from circuits.tasks import PromptSet, TaskPrompt
 
 Metric = Callable[[Float[Tensor, "n_pos d_vocab"]], Tensor]
 """A prompt's task metric, read from its logits."""
@@ -52,7 +53,7 @@ def record_run(
     return outputs, logits[0]
 
 
-def prompt_metric(prompt_set: Any, prompt: Any) -> Metric:
+def prompt_metric(prompt_set: PromptSet, prompt: TaskPrompt) -> Metric:
     """The task metric of one prompt, read from its logits."""
     return lambda logits: prompt_set.metric_value(logits[prompt.position], prompt)
 
@@ -70,7 +71,7 @@ class PromptRun:
     m_corrupt: float
 
 
-def run_prompt(bridge: Any, prompt_set: Any, prompt: Any) -> PromptRun:
+def run_prompt(bridge: Any, prompt_set: PromptSet, prompt: TaskPrompt) -> PromptRun:
     """Two forward passes: the clean and the corrupted prompt, outputs and metric values."""
     tokens, corrupt_tokens = torch.tensor(prompt.tokens), torch.tensor(prompt.corrupt_tokens)
     metric = prompt_metric(prompt_set, prompt)

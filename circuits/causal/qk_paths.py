@@ -33,9 +33,10 @@ from circuits.causal.naming import LOGITS, component_edges, parse_component, rea
 from circuits.causal.patching import PromptRun, output_change, run_prompt
 from circuits.causal.paths import QK_HOOKS, layer_head_input_hooks, split_qkv
 from circuits.hooks import Z_HOOK
+from circuits.tasks import PromptSet
 
 
-def qk_path_scores(bridge: Any, prompt_set: Any, *, batch_size: int = 64) -> dict[str, float]:
+def qk_path_scores(bridge: Any, prompt_set: PromptSet, *, batch_size: int = 64) -> dict[str, float]:
     """`"SENDER->LxHy"` -> signed share of the gap that the sender moves through head LxHy's
     query and key, over every sender (EMBED, heads, MLPs) that the head reads; empty when the
     corruption leaves the metric unchanged (no gap to share)."""

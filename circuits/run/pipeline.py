@@ -29,7 +29,6 @@ from circuits.run.aggregate import (
 from circuits.run.circuit import Circuit, CircuitEdge, CircuitNode
 from circuits.run.config import RunConfig
 from circuits.run.select import (
-    Ranking,
     chosen_nodes,
     circuit_edges,
     feature_cap,
@@ -37,6 +36,7 @@ from circuits.run.select import (
     resample_scores,
     select_nodes,
 )
+from circuits.run.state import Measured, Selection
 from circuits.run.validate import (
     NodeRecord,
     circuit_keep,
@@ -45,7 +45,7 @@ from circuits.run.validate import (
     mean_metric,
     record_nodes,
 )
-from circuits.tasks import PromptSet, TaskPrompt
+from circuits.tasks import PromptSet, TaskPrompt, TaskSpec
 from transcoders.splice import spliced_logits
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    """A finished task run; `circuits.run.output.write_run` writes it as a run directory."""
+    """A finished task run; `circuits.run_directory.write_run` writes it as a run directory."""
 
     circuit: Circuit
     summary: dict[str, Any]
@@ -88,16 +88,13 @@ def compute_graphs(
     return graphs
 
 
-def validate(
-    model: ReplacementModel,
-    prompt_set: PromptSet,
-    records: list[tuple[NodeRecord, NodeRecord]],
-    merged: MergedGraph,
-    ranking: Ranking,
-    circuit_mask: torch.Tensor,
-    names: list[list[str]],
-    config: RunConfig,
-) -> tuple[dict[str, Any], list[tuple[int, float]]]:
+def validate(run: Measured, sel: Selection) -> tuple[dict[str, Any], list[tuple[int, float]]]:
+    """The circuit checked on the real model (faithfulness, completeness) and faithfulness
+    against the number of nodes kept."""
+    model, prompt_set, records, names, config = (
+        run.model, run.prompt_set, run.records, run.names, run.config
+    )  # fmt: skip
+    merged, ranking, circuit_mask = sel.merged, sel.ranking, sel.circuit_mask
     bridge, tset = model.bridge, model.transcoders
     prompts = [
         (
@@ -161,17 +158,13 @@ class CircuitEdgeParts:
     the mean share times the mean effect: parts that cancel over prompts would blow that up)."""
 
 
-def resolve_circuit_edges(
-    model: ReplacementModel,
-    graphs: list[Graph],
-    names: list[list[str]],
-    merged: MergedGraph,
-    edge_mask: torch.Tensor,
-    prompt_set: PromptSet,
-    records: list[tuple[NodeRecord, NodeRecord]],
-) -> "CircuitEdgeParts":
+def resolve_circuit_edges(run: Measured, sel: Selection) -> "CircuitEdgeParts":
     """Each kept merged edge's weight and effect on the metric, split by the heads that carry it
     (means over the prompts; see `CircuitEdgeParts`)."""
+    model, graphs, names, prompt_set, records = (
+        run.model, run.graphs, run.names, run.prompt_set, run.records
+    )  # fmt: skip
+    merged, edge_mask = sel.merged, sel.edge_mask
     kept = edge_mask.nonzero().squeeze(1)
     key_id = {k: i for i, k in enumerate(merged.keys)}
     pair_to_edge = {(int(merged.rows[e]), int(merged.cols[e])): int(e) for e in kept.tolist()}
@@ -209,22 +202,23 @@ def resolve_circuit_edges(
 
 
 def build_circuit(
-    spec: Any,
-    model_spec: str,
-    model: ReplacementModel,
-    merged: MergedGraph,
-    ranking: Ranking,
-    circuit_mask: torch.Tensor,
-    edge_mask: torch.Tensor,
+    run: Measured,
+    sel: Selection,
     parts: CircuitEdgeParts,
-    roles: list[str],
-    example: list[str],
+    *,
+    spec: TaskSpec,
+    model_spec: str,
     labels: dict[tuple[int, int], str],
-    metric_name: str,
-    config: RunConfig,
-    n_prompts: int,
-    changes: dict[int, float],
 ) -> Circuit:
+    """The circuit's nodes (labelled by `labels`, (layer, feature) -> text) and edges."""
+    model, config = run.model, run.config
+    merged, ranking, circuit_mask, edge_mask = (
+        sel.merged, sel.ranking, sel.circuit_mask, sel.edge_mask
+    )  # fmt: skip
+    roles, metric_name, n_prompts = ordered_roles(run.names), spec.metric, len(run.graphs)
+    changes = node_changes(run, sel)
+    tokenizer = model.bridge.tokenizer
+    example = [tokenizer.decode([t]) for t in run.prompt_set.prompts[0].tokens]
     kept = circuit_mask.nonzero().squeeze(1).tolist()
     position = {old: new for new, old in enumerate(kept)}
     total = float(ranking.weight[kept].sum()) or 1.0
@@ -353,20 +347,14 @@ def record_and_merge(
     return records, merged
 
 
-def node_changes(
-    merged: MergedGraph,
-    circuit_mask: torch.Tensor,
-    names: list[list[str]],
-    prompt_set: PromptSet,
-    records: list[tuple[NodeRecord, NodeRecord]],
-) -> dict[int, float]:
+def node_changes(run: Measured, sel: Selection) -> dict[int, float]:
     """Merged node index -> how much the corruption changes it, for the circuit's nodes."""
-    kept = circuit_mask.nonzero().squeeze(1).tolist()
+    kept = sel.circuit_mask.nonzero().squeeze(1).tolist()
     changes = corruption_changes(
-        [merged.keys[i] for i in kept],
-        names,
-        [(p.tokens, p.corrupt_tokens) for p in prompt_set.prompts],
-        records,
+        [sel.merged.keys[i] for i in kept],
+        run.names,
+        [(p.tokens, p.corrupt_tokens) for p in run.prompt_set.prompts],
+        run.records,
     )
     return dict(zip(kept, changes, strict=True))
 
@@ -430,7 +418,7 @@ def spliced_metric(
 
 
 def run_task(
-    spec: Any,
+    spec: TaskSpec,
     prompt_set: PromptSet,
     model: ReplacementModel,
     *,
@@ -455,34 +443,24 @@ def run_task(
     used[merged.rows[edge_mask]] = True
     used[merged.cols[edge_mask]] = True
     circuit_mask &= used | torch.tensor([k[0] != NodeKind.TOKEN for k in merged.keys])
-    parts = resolve_circuit_edges(model, graphs, names, merged, edge_mask, prompt_set, records)
-    tokenizer = model.bridge.tokenizer
-    example = [tokenizer.decode([t]) for t in prompt_set.prompts[0].tokens]
-    circuit = build_circuit(
-        spec,
-        model_spec,
-        model,
-        merged,
-        ranking,
-        circuit_mask,
-        edge_mask,
-        parts,
-        ordered_roles(names),
-        example,
-        feature_names(merged, circuit_mask, labels),
-        spec.metric,
-        config,
-        len(graphs),
-        node_changes(merged, circuit_mask, names, prompt_set, records),
+    run = Measured(
+        model=model,
+        prompt_set=prompt_set,
+        config=config,
+        graphs=graphs,
+        names=names,
+        records=records,
     )
+    sel = Selection(merged=merged, ranking=ranking, circuit_mask=circuit_mask, edge_mask=edge_mask)
+    parts = resolve_circuit_edges(run, sel)
+    labelled = feature_names(merged, circuit_mask, labels)
+    circuit = build_circuit(run, sel, parts, spec=spec, model_spec=model_spec, labels=labelled)
     circuit = replace(
         circuit,
         qk_paths=qk_path_scores(model.bridge, prompt_set),
         moved_patterns=head_moved_patterns(model, graphs, prompt_set),
     )
-    validation, curve = validate(
-        model, prompt_set, records, merged, ranking, circuit_mask, names, config
-    )
+    validation, curve = validate(run, sel)
     clean_metric = spliced_metric(model, prompt_set)
     circuit = replace(circuit, gap=clean_metric - spliced_metric(model, prompt_set, corrupt=True))
     mean_active = sum(g.index.n_features for g in graphs) / len(graphs)

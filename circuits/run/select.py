@@ -6,7 +6,6 @@ measured one by one on the real model, and the circuit takes nodes in that order
 """
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -20,6 +19,7 @@ from circuits.attribution.targets import Target
 from circuits.run.aggregate import MergedGraph
 from circuits.run.config import RunConfig
 from circuits.run.validate import Keep, NodeRecord, full_keep, metrics_with
+from circuits.tasks import PromptSet
 
 
 def resample_scores(
@@ -77,7 +77,7 @@ def feature_cap(graphs: list[Graph], config: RunConfig) -> int:
 
 def rank_nodes(
     model: ReplacementModel,
-    prompt_set: Any,
+    prompt_set: PromptSet,
     records: list[tuple[NodeRecord, NodeRecord]],
     merged: MergedGraph,
     names: list[list[str]],
@@ -101,7 +101,7 @@ def rank_nodes(
 
 def single_node_effects(
     model: ReplacementModel,
-    prompt_set: Any,
+    prompt_set: PromptSet,
     records: list[tuple[NodeRecord, NodeRecord]],
     merged: MergedGraph,
     candidates: list[int],

@@ -13,11 +13,12 @@ import torch
 
 from circuits.causal.naming import components
 from circuits.causal.patching import Patch, patched_metrics, run_prompt
+from circuits.tasks import PromptSet
 
 
 @torch.no_grad()
 def component_faithfulness(
-    bridge: Any, prompt_set: Any, circuits: Sequence[Collection[str]]
+    bridge: Any, prompt_set: PromptSet, circuits: Sequence[Collection[str]]
 ) -> list[float]:
     """The faithfulness of each circuit (a set of component names), measured together."""
     cfg = bridge.cfg
