@@ -41,7 +41,8 @@ def check_run_dir(out: Path) -> Path:
 def write_run(result: RunResult, out: Path, *, atlas: Any = None, draw_nodes: int = 40) -> RunFiles:
     """Write `result` to the run directory `out`: circuit.json, components.json, features.json
     (with an `atlas`), graphs/prompt-0/, faithfulness.png, summary.json, report.md, graph.json,
-    then graph.svg and graph.png (the strongest `draw_nodes` nodes)."""
+    then graph.svg and graph.png (the strongest `draw_nodes` nodes) and graph.html (the
+    interactive page, `circuits.view`)."""
     from circuits.run import export
     from circuits.run.components import component_view
     from circuits.run.report import plot_curve, render_report, write_summary
@@ -60,7 +61,12 @@ def write_run(result: RunResult, out: Path, *, atlas: Any = None, draw_nodes: in
             export.write_json(features, tmp / "features.json")
         result.graphs[0].save(tmp / "graphs" / "prompt-0")
         n_circuit = sum(n.kind in ("feature", "error") for n in circuit.nodes)
-        plot_curve(result.curve, n_circuit, tmp / "faithfulness.png")
+        plot_curve(
+            result.curve,
+            n_circuit,
+            tmp / "faithfulness.png",
+            circuit_faithfulness=result.summary.get("validation.faithfulness"),
+        )
         write_viewer_json(result, tmp)
         skipped = write_drawings(result, tmp, draw_nodes)
         summary = {
@@ -68,8 +74,9 @@ def write_run(result: RunResult, out: Path, *, atlas: Any = None, draw_nodes: in
             "schema_version": SUMMARY_SCHEMA_VERSION,
             **result.summary,
             "faithfulness_curve": [list(p) for p in result.curve],
-            "skipped": skipped,
         }
+        skipped += write_viewer_page(tmp, summary)
+        summary["skipped"] = skipped
         write_summary(summary, tmp / "summary.json")
         report = render_report(circuit, summary, result.curve)
         (tmp / "report.md").write_text(report)
@@ -77,26 +84,50 @@ def write_run(result: RunResult, out: Path, *, atlas: Any = None, draw_nodes: in
     return RunFiles(path=Path(out), files=files, skipped=skipped)
 
 
-def _role_positions(result: RunResult) -> dict[str, int]:
+def _example_roles(result: RunResult) -> list[str]:
+    """The role name of each position of the first prompt."""
     from circuits.run.aggregate import role_names
 
     first = result.example
-    return {name: pos for pos, name in enumerate(role_names(first.roles, len(first.tokens)))}
+    return role_names(first.roles, len(first.tokens))
+
+
+def _role_positions(result: RunResult) -> dict[str, int]:
+    return {name: pos for pos, name in enumerate(_example_roles(result))}
 
 
 def write_viewer_json(result: RunResult, out: Path) -> None:
-    """graph.json, in the format of the common graph viewer."""
+    """graph.json, in the format of the common graph viewer: columns labelled by role, the first
+    prompt's real tokens kept beside them (`circuits.run.export`)."""
     from circuits.run import export
 
     circuit = result.circuit
+    example_roles = _example_roles(result)
+    if len(example_roles) != len(circuit.example_tokens):
+        example_roles = None  # a circuit without the first prompt's tokens
     viewer = export.viewer_json(
         circuit,
         slug=f"{circuit.task}-{circuit.model.replace(':', '-')}",
-        prompt_tokens=export.role_tokens(circuit, _role_positions(result)),
+        prompt_tokens=list(circuit.roles),
         node_threshold=result.config.node_threshold,
         answer_id=result.example.answers[0],
+        example_roles=example_roles,
     )
     export.write_json(viewer, out / "graph.json")
+
+
+def write_viewer_page(out: Path, summary: dict[str, Any]) -> list[str]:
+    """graph.html, the interactive page (`circuits.view`), from the files already in the run
+    directory `out`. Returns a line if it could not be written, saying why and how to get it."""
+    from circuits.view.page import write_page
+
+    try:
+        write_page(out, summary=summary)
+    except (CircuitsError, OSError, ValueError) as err:
+        line = f"graph.html not written ({err}); `circuits view RUN_DIR` writes it"
+        log.warning(line)
+        return [line]
+    return []
 
 
 def write_drawings(result: RunResult, out: Path, max_nodes: int) -> list[str]:

@@ -5,11 +5,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from circuits.cli import compare, corpus, features, reference, run, tasks, zoo
+from circuits.cli import compare, corpus, features, reference, run, tasks, view, zoo
 from circuits.errors import CircuitsError, one_line
 
 EPILOG = """examples:
   circuits run tasks/ioi.toml       the IOI circuit of the shipped model -> out/ioi/
+  circuits view out/ioi --serve     its interactive page (graph.html), served on 127.0.0.1
   circuits compare out/ioi-tiny out/ioi-small  one task's circuits on two models side by side
   circuits reference tasks/ioi.toml --model zoo:small   measure the causal reference circuit
   circuits zoo list                 the zoo's models, their sizes and task scores
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run.add_parser(commands)
+    view.add_parser(commands)
     zoo.add_parser(commands)
     corpus.add_parser(commands)
     features.add_parser(commands)

@@ -78,7 +78,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from circuits.run.config import RunConfig
-    from circuits.run.output import check_run_dir
+    from circuits.run_directory import check_run_dir
     from circuits.tasks import check_count, load_task
 
     # everything that can fail cheaply fails before the model loads
@@ -105,8 +105,8 @@ def run_checked(args: argparse.Namespace, spec, out: Path, config) -> int:
 
     from circuits.attribution.replacement import ReplacementModel
     from circuits.models import load_model
-    from circuits.run.output import write_run
     from circuits.run.pipeline import run_task
+    from circuits.run_directory import write_run
     from circuits.tasks import build_prompt_set
     from transcoders.transcoder_set import default_transcoders_dir, load_transcoder_set, model_id
 

@@ -55,7 +55,12 @@ _PAD = 21.6
 _POSITIVE = (0x21, 0x66, 0xAC)
 _NEGATIVE = (0xB2, 0x18, 0x2B)
 _AXIS_COLOUR = "#777777"
-_LEGEND = "blue: positive, red: negative; width by |weight|; edge label: top attention head"
+_LEGEND = (
+    "blue: positive, red: negative; width and opacity by |weight|",
+    'edge label "LxHy 116%": the attention head carrying most of the edge and its share of the '
+    "edge's weight (over 100% when other heads cancel part of it)",
+)
+"""Lines under the title."""
 
 # ---------------------------------------------------------------------------------------------
 # looks of nodes and edges
@@ -364,13 +369,13 @@ def _svg(circuit: Circuit, title: str, role_positions: dict[str, int] | None) ->
 
     heading = [
         _Line(text=title or _default_title(circuit), size=14.0, style="bold"),
-        _Line(text=_LEGEND, size=9.0),
+        *(_Line(text=line, size=9.0) for line in _LEGEND),
     ]
     xs, ys = [p[0] for p in extent] or [0.0], [p[1] for p in extent] or [0.0]
     x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
     inner = max(x1 - x0, *(_text_width(a.text, a.size, a.style) for a in heading))
     width = inner + 2 * _PAD
-    head = 1.2 * 14 + 2 + 1.2 * 9 + 14
+    head = 1.2 * 14 + 2 + len(_LEGEND) * 1.2 * 9 + 14
     height = _PAD + head + (y1 - y0) + _PAD
     dx, dy = _PAD + (inner - (x1 - x0)) / 2 - x0, _PAD + head - y0
     return "\n".join(

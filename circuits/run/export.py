@@ -4,14 +4,17 @@ role check and the example prompt's token at each role.
 
 Viewer JSON conventions (a circuit aggregates prompts of different lengths and tokens):
 - `ctx_idx` is the role's index in `circuit.roles`, the one position all prompts share; so
-  `prompt_tokens` holds one entry per role (`role_tokens` gives the example prompt's token at
-  each role) and the viewer's columns are the roles.
+  `prompt_tokens` holds one label per role, the role's name (`IO`, `S1+1`): a column merges the
+  prompts' positions at that role, and many roles have no token in any one prompt. The real
+  tokens of the first prompt are kept separately: `metadata.prompt` is its text,
+  `metadata.example_tokens` its tokens and `metadata.example_roles` the role of each.
 - Token node ids `E_{token_id}_{ctx}` use the first prompt's token id at the role when the caller
   passes `token_ids`, else the role's index (a stable per-role integer).
 - The target (the task metric) is a logit node `{n_layers+1}_{token_id}_{ctx}` with token id
   `answer_id` when given, else 0 (the i-th of several targets: i); `token_prob` is 1.0 and the
   clerp ends in `(p=1.000)`, which the viewer parses.
 - Error nodes are `{layer}_-1_{ctx}` (never the old `0_{layer}_{pos}` form).
+- `qParams.supernodes` holds groups of nodes as `[label, node_id, node_id, ...]` lists.
 """
 
 import json
@@ -53,7 +56,7 @@ def example_token(circuit: Circuit, role: str, role_positions: dict[str, int] | 
 def role_tokens(circuit: Circuit, role_positions: dict[str, int] | None = None) -> list[str]:
     """One display token per role, in `circuit.roles` order: the example prompt's token at the
     role's position (`role_positions`, positions in the first prompt), else the label of the
-    role's token node, else the role's name. Use it as `prompt_tokens` for `viewer_json`."""
+    role's token node, else the role's name (the drawing's and the page's column labels)."""
     token_labels = {n.role: n.label for n in circuit.nodes if n.kind == "token" and n.label}
     out = []
     for role in circuit.roles:
@@ -112,12 +115,17 @@ def viewer_json(
     node_threshold: float,
     token_ids: dict[str, int] | None = None,
     answer_id: int | None = None,
+    example_roles: list[str] | None = None,
+    supernodes: list[list[str]] | None = None,
 ) -> dict[str, Any]:
     """The circuit in the Neuronpedia / circuit-tracer graph JSON (see the module docstring for
     how roles, token ids and the metric target are mapped).
 
-    `prompt_tokens` has one entry per role (`role_tokens(circuit, role_positions)`);
-    `token_ids` maps roles to the first prompt's token ids; `answer_id` is the answer's token id.
+    `prompt_tokens` has one label per role (`circuit.roles`); `token_ids` maps roles to the
+    first prompt's token ids; `answer_id` is the answer's token id. With `example_roles` (the
+    role of each of `circuit.example_tokens`), the metadata keeps the first prompt's real tokens
+    (`prompt`, `example_tokens`, `example_roles`). `supernodes` are `[label, node_id, ...]`
+    groups for `qParams.supernodes` (`check_supernodes`).
     """
     if len(prompt_tokens) != len(circuit.roles):
         raise ValueError(
@@ -153,18 +161,28 @@ def viewer_json(
     pinned = [
         n["node_id"] for n in nodes if n["feature_type"] in ("cross layer transcoder", "logit")
     ]
+    metadata: dict[str, Any] = {
+        "slug": slug,
+        "scan": circuit.model,
+        "prompt_tokens": list(prompt_tokens),
+        "prompt": "".join(prompt_tokens),
+        "node_threshold": float(node_threshold),
+        "schema_version": VIEWER_SCHEMA_VERSION,
+    }
+    if example_roles is not None:
+        if len(example_roles) != len(circuit.example_tokens):
+            raise ValueError(
+                f"example_roles has {len(example_roles)} entries but the circuit's example "
+                f"prompt has {len(circuit.example_tokens)} tokens: pass one role per token"
+            )
+        metadata["prompt"] = "".join(circuit.example_tokens)
+        metadata["example_tokens"] = list(circuit.example_tokens)
+        metadata["example_roles"] = list(example_roles)
     return {
-        "metadata": {
-            "slug": slug,
-            "scan": circuit.model,
-            "prompt_tokens": list(prompt_tokens),
-            "prompt": "".join(prompt_tokens),
-            "node_threshold": float(node_threshold),
-            "schema_version": VIEWER_SCHEMA_VERSION,
-        },
+        "metadata": metadata,
         "qParams": {
             "pinnedIds": pinned,
-            "supernodes": [],
+            "supernodes": check_supernodes(supernodes or [], ids),
             "linkType": "both",
             "clickedId": ids[targets[0]] if targets else "",
             "sg_pos": "",
@@ -172,6 +190,29 @@ def viewer_json(
         "nodes": nodes,
         "links": links,
     }
+
+
+def check_supernodes(supernodes: Any, node_ids: list[str]) -> list[list[str]]:
+    """`supernodes` as `qParams.supernodes` wants them, `[label, node_id, ...]` lists naming
+    nodes of the graph; raise `ValueError` naming the first bad group."""
+    if not isinstance(supernodes, list):
+        raise ValueError(f"supernodes must be a list of [label, node_id, ...], got {supernodes!r}")
+    known = set(node_ids)
+    out = []
+    for group in supernodes:
+        if (
+            not isinstance(group, list)
+            or len(group) < 2
+            or not all(isinstance(x, str) for x in group)
+        ):
+            raise ValueError(
+                f"a supernode must be [label, node_id, ...] with at least one node, got {group!r}"
+            )
+        unknown = [x for x in group[1:] if x not in known]
+        if unknown:
+            raise ValueError(f"supernode {group[0]!r} names nodes not in the graph: {unknown}")
+        out.append(list(group))
+    return out
 
 
 def write_json(data: dict[str, Any], path: Path) -> Path:

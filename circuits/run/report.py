@@ -7,23 +7,50 @@ from typing import Any
 
 from circuits.run.circuit import Circuit
 
+CURVE_NOTE = (
+    "Curve: the n highest-scoring feature and error nodes, no feature cap. The circuit\n"
+    "caps its features and takes later error nodes instead, so its faithfulness (x) can\n"
+    "differ from the curve at the same size."
+)
+"""Why the curve's node selection differs from the headline circuit's (`select_nodes`)."""
 
-def plot_curve(curve: list[tuple[int, float]], n_circuit: int, path: Path) -> Path:
+
+def plot_curve(
+    curve: list[tuple[int, float]],
+    n_circuit: int,
+    path: Path,
+    *,
+    circuit_faithfulness: float | None = None,
+) -> Path:
+    """faithfulness.png: faithfulness against the number of nodes kept, the circuit's size
+    dashed and its own faithfulness marked (x), with `CURVE_NOTE` under the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(5, 3.8), dpi=120)
     sizes = [max(s, 0.8) for s, _ in curve]
-    ax.plot(sizes, [f for _, f in curve], marker="o", color="#1f5fa8")
-    ax.axvline(max(n_circuit, 0.8), color="#999", linestyle="--", label="circuit")
+    ax.plot(sizes, [f for _, f in curve], marker="o", color="#1f5fa8", label="curve")
+    ax.axvline(max(n_circuit, 0.8), color="#999", linestyle="--", label="circuit size")
+    if circuit_faithfulness is not None and math.isfinite(circuit_faithfulness):
+        ax.plot(
+            [max(n_circuit, 0.8)],
+            [circuit_faithfulness],
+            marker="x",
+            markersize=9,
+            markeredgewidth=2,
+            linestyle="none",
+            color="#b2182b",
+            label="circuit",
+        )
     ax.axhline(1.0, color="#ccc", linewidth=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("feature and error nodes kept (by influence)")
+    ax.set_xlabel("feature and error nodes kept (by score)")
     ax.set_ylabel("faithfulness")
-    ax.legend(loc="lower right", frameon=False)
-    fig.tight_layout()
+    ax.legend(loc="lower right", frameon=False, fontsize=8)
+    fig.text(0.02, 0.02, CURVE_NOTE, fontsize=6.5, color="#555", va="bottom", ha="left")
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path)
     plt.close(fig)
     return path

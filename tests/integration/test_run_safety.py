@@ -191,7 +191,7 @@ def test_an_interrupt_while_writing_leaves_no_partial_directory(tmp_path, monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("circuits.run.output.write_drawings", interrupted)
+    monkeypatch.setattr("circuits.run_directory.write_drawings", interrupted)
     out = tmp_path / "run"
     assert main(["run", str(GREATER_THAN), "--count", "2", "--out", str(out)]) == 130
     assert list(tmp_path.iterdir()) == []

@@ -7,7 +7,8 @@ grimp = pytest.importorskip("grimp")
 
 LAYERS = [
     ["circuits.cli", "transcoders.cli"],
-    ["circuits.compare", "circuits.view"],
+    ["circuits.compare", "circuits.run_directory"],
+    ["circuits.view"],
     ["circuits.run", "circuits.scoring", "circuits.baselines"],
     ["circuits.causal", "circuits.features", "circuits.tasks"],
     ["circuits.attribution"],
@@ -15,9 +16,16 @@ LAYERS = [
     ["circuits.models", "circuits.hub"],
     ["circuits.zoo"],
     ["circuits.corpus"],
-    ["circuits.paths", "circuits.arguments", "circuits.hooks", "circuits.errors"],
+    [
+        "circuits.paths",
+        "circuits.arguments",
+        "circuits.hooks",
+        "circuits.schedule",
+        "circuits.errors",
+    ],
 ]
-"""From the top down: the command lines, views over runs, a task run and its scoring, the
+"""From the top down: the command lines, the run directory and comparisons of runs, the
+interactive view of a run, a task run and its scoring, the
 measurements a run uses, the engine, transcoders, model loading, the zoo, its corpus, and the
 leaves everything may use."""
 
