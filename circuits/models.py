@@ -1,6 +1,7 @@
 """Model specs: one string selects a model everywhere.
 
-- `zoo:<name>` (or `zoo:default`): a model of the project's zoo, trained here;
+- `zoo:<name>` (or `zoo:default`): a model of the project's zoo, trained here, or a real
+  pretrained model added to the cache (`circuits models add smollm2-135m`);
 - a path to a local Hugging Face model directory;
 - anything else: a Hugging Face hub name (needs the network and the hub's weights).
 
@@ -36,8 +37,11 @@ MAX_CAUSE = 300
 def resolve_model_dir(spec: str) -> Path | None:
     """The local directory `spec` names, or None for a hub name."""
     if spec.startswith(ZOO_PREFIX):
+        from circuits.hub.registry import resolve_added
         from circuits.zoo.registry import is_trained, zoo_model, zoo_path
 
+        if (added := resolve_added(spec.removeprefix(ZOO_PREFIX))) is not None:
+            return added  # a real model added with `circuits models add`
         name = zoo_model(spec.removeprefix(ZOO_PREFIX)).name
         if not is_trained(name):
             raise ModelSpecError(

@@ -5,7 +5,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from circuits.cli import compare, corpus, features, reference, run, tasks, view, zoo
+from circuits.cli import compare, corpus, features, models, reference, run, tasks, view, zoo
 from circuits.errors import CircuitsError, one_line
 
 EPILOG = """examples:
@@ -16,6 +16,7 @@ EPILOG = """examples:
   circuits zoo list                 the zoo's models, their sizes and task scores
   circuits zoo eval default --json  task scores of the shipped model on held-out prompts
   circuits zoo train small          train a bigger zoo model (resumes if interrupted)
+  circuits models add smollm2-135m  add a real pretrained model -> --model zoo:smollm2-135m
   circuits corpus build             build the training corpus and its tokenizer
   circuits tasks check tasks/*.toml check task files: build every file's prompts
 """
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_parser(commands)
     compare.add_parser(commands)
     reference.add_parser(commands)
+    models.add_parser(commands)
     return parser
 
 
