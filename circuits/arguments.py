@@ -1,7 +1,13 @@
-"""Argument types shared by the subcommands: a bad value is a usage error (exit 2) that names
-the flag's expected range, raised by the parser before any work starts."""
+"""What the two command lines share: argument types (a bad value is a usage error, exit 2, that
+names the flag's expected range, raised by the parser before any work starts) and the way a
+subcommand is run and its errors reported."""
 
 import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from circuits.errors import CircuitsError, one_line
 
 
 def positive_int(text: str) -> int:
@@ -32,3 +38,26 @@ def add_threads(parser: argparse.ArgumentParser, *, default: int | None = 1) -> 
     parser.add_argument(
         "--threads", type=positive_int, default=default, help=f"torch threads (default: {shown})"
     )
+
+
+def run_command(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, *, interrupted: str
+) -> int:
+    """Parse `argv`, set up logging (`--debug`: debug level and tracebacks) and run the chosen
+    subcommand; a CircuitsError is one line on stderr (exit 1), an interrupt `interrupted`
+    (exit 130)."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.run(args)
+    except CircuitsError as err:
+        if args.debug:
+            raise
+        print(f"{parser.prog}: error: {one_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: {interrupted}", file=sys.stderr)
+        return 130

@@ -1,12 +1,11 @@
 """`circuits`: the command-line entry point. Subcommands live one per module in this package."""
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
+from circuits.arguments import run_command
 from circuits.cli import compare, corpus, features, models, reference, run, tasks, view, zoo
-from circuits.errors import CircuitsError, one_line
 
 EPILOG = """examples:
   circuits run tasks/ioi.toml       the IOI circuit of the shipped model -> out/ioi/
@@ -44,22 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return args.run(args)
-    except CircuitsError as err:
-        if args.debug:
-            raise
-        print(f"circuits: error: {one_line(err)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("circuits: interrupted", file=sys.stderr)
-        return 130
+    return run_command(build_parser(), argv, interrupted="interrupted")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,10 @@
 """`transcoders`: the command-line entry point. Subcommands live one per module in this package."""
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
-from circuits.errors import CircuitsError, one_line
+from circuits.arguments import run_command
 from transcoders.cli import evaluate, kinds, train
 
 EPILOG = """examples:
@@ -32,22 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
+    return run_command(
+        build_parser(), argv, interrupted="interrupted (run the same command again to resume)"
     )
-    try:
-        return args.run(args)
-    except CircuitsError as err:
-        if args.debug:
-            raise
-        print(f"transcoders: error: {one_line(err)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("transcoders: interrupted (run the same command again to resume)", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":
