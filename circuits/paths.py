@@ -80,6 +80,7 @@ def check_output_dir(final: Path, *, kind: str, what: str = "--out") -> Path:
         if parent.exists() and not parent.is_dir():
             raise OutputPathError(f"{what} {final} lies under {parent}, which is a file")
         if parent.exists():
+            _probe(parent, what, final)
             break
     if not resolved.exists() and not resolved.is_symlink():
         return resolved
@@ -112,6 +113,17 @@ def check_output_dir(final: Path, *, kind: str, what: str = "--out") -> Path:
             "or choose another path"
         )
     return resolved
+
+
+def _probe(existing: Path, what: str, final: Path) -> None:
+    """Refuse a place where no directory can be made (read-only, /proc), by making one."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".circuits-probe-", dir=existing))
+    except OSError as err:
+        raise OutputPathError(
+            f"cannot create {what} {final}: {err.strerror or err} (in {existing}); "
+            "choose a place you can write"
+        ) from err
 
 
 def _make_temp_dir(parent: Path, prefix: str) -> Path:
