@@ -151,10 +151,19 @@ def atomic_dir(final: Path, *, kind: str, what: str = "--out") -> Iterator[Path]
         entries = sorted(p.name for p in tmp.iterdir())
         marker = {"kind": kind, "schema_version": MARKER_SCHEMA_VERSION, "entries": entries}
         (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+        _give_umask(tmp)
         check_output_dir(final, kind=kind, what=what)
         _swap_into_place(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _give_umask(root: Path) -> None:
+    """Give every directory and file under `root` the user's umask: some writers (safetensors,
+    mkdtemp) make them private."""
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            os.chmod(path, dir_mode() if path.is_dir() else file_mode())
 
 
 def _swap_into_place(tmp: Path, final: Path) -> None:

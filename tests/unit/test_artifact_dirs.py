@@ -106,14 +106,21 @@ def test_an_interrupt_inside_the_block_leaves_the_previous_run_in_place(tmp_path
     assert (out / "old.txt").exists() and not (out / "new.txt").exists()
 
 
-def test_directories_get_the_users_umask(tmp_path):
+def test_directories_and_files_get_the_users_umask(tmp_path):
     old = os.umask(0o022)
     try:
-        out = write_run_like(tmp_path / "run")
+        with atomic_dir(tmp_path / "run", kind="thing") as tmp:
+            (tmp / "a.txt").write_text("a")
+            (tmp / "sub").mkdir(mode=0o700)
+            fd = os.open(tmp / "sub" / "private.bin", os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)  # as safetensors writes its files
     finally:
         os.umask(old)
+    out = tmp_path / "run"
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
     assert stat.S_IMODE((out / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((out / "sub").stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "sub" / "private.bin").stat().st_mode) == 0o644
 
 
 def test_an_unwritable_place_is_one_line(tmp_path):
