@@ -109,6 +109,18 @@ def topk(*, k: int) -> Activation:
     return apply
 
 
+def signed_topk(*, k: int) -> Activation:
+    """Keep the k largest pre-activations per token as they are (negative ones too)."""
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+
+    def apply(pre: Tensor) -> Tensor:
+        values, indices = pre.topk(min(k, pre.shape[-1]), dim=-1)
+        return torch.zeros_like(pre).scatter(-1, indices, values)
+
+    return apply
+
+
 def jumprelu(*, threshold: Tensor) -> Activation:
     """Pass a pre-activation only where it exceeds its feature's threshold."""
     return lambda pre: pre * (pre > threshold)
@@ -155,6 +167,20 @@ class TopKActivation(SparseActivation):
 
     def train_indices(self, pre: Float[Tensor, "batch d_transcoder"]) -> Int[Tensor, "batch k"]:
         return pre.topk(min(self.k, pre.shape[-1]), dim=-1).indices
+
+
+class SignedTopKActivation(SparseActivation):
+    """The k largest per token with their signs kept (no ReLU): circuit-tracer's `TopK`
+    (`circuit_tracer/transcoder/activation_functions.py`), so that sets it wrote load exactly.
+    It differs from `topk` only where a kept pre-activation is negative."""
+
+    def __init__(self, config: SparsityConfig) -> None:
+        super().__init__()
+        assert config.k is not None
+        self.k = config.k
+
+    def forward(self, pre: Float[Tensor, "... d_transcoder"]) -> Float[Tensor, "... d_transcoder"]:
+        return signed_topk(k=self.k)(pre)
 
 
 class BatchTopKActivation(SparseActivation):
@@ -270,6 +296,15 @@ register(
         summary="the k largest per token",
         build=topk,
         module=TopKActivation,
+        params=("k",),
+    )
+)
+register(
+    ActivationKind(
+        name="topk_signed",
+        summary="the k largest per token, signs kept (circuit-tracer's TopK; for loaded sets)",
+        build=signed_topk,
+        module=SignedTopKActivation,
         params=("k",),
     )
 )

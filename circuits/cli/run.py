@@ -39,7 +39,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("task", type=Path, help="task file (TOML), e.g. tasks/ioi.toml")
     parser.add_argument("--model", help="model spec (default: the task's, else zoo:default)")
-    parser.add_argument("--transcoders", type=Path, help="transcoder set directory")
+    parser.add_argument(
+        "--transcoders",
+        type=Path,
+        help="transcoder set: a directory in any format of docs/formats.md (this project's, "
+        "circuit-tracer, Gemma Scope, sparsify, SAELens, Dunefsky et al.) or a hub name",
+    )
     parser.add_argument("--out", type=Path, help="output directory (default: out/<task>/)")
     parser.add_argument("--engine", choices=ENGINES, default=DEFAULTS.engine)
     parser.add_argument(
@@ -108,7 +113,8 @@ def run_checked(args: argparse.Namespace, spec, out: Path, config) -> int:
     from circuits.run.pipeline import run_task
     from circuits.run_directory import write_run
     from circuits.tasks import build_prompt_set
-    from transcoders.transcoder_set import default_transcoders_dir, load_transcoder_set, model_id
+    from transcoders.formats import load_any, resolve
+    from transcoders.transcoder_set import default_transcoders_dir, model_id
 
     torch.set_num_threads(args.threads)
     model_spec = args.model or spec.default_model or "zoo:default"
@@ -117,8 +123,9 @@ def run_checked(args: argparse.Namespace, spec, out: Path, config) -> int:
         or (Path(spec.default_transcoders) if spec.default_transcoders else None)
         or default_transcoders_dir(model_spec)
     )
+    tset_dir = resolve(tset_dir)  # a hub name becomes its downloaded directory
     bridge = load_model(model_spec)
-    tset = load_transcoder_set(tset_dir, bridge=bridge, model=model_id(model_spec))
+    tset = load_any(tset_dir, bridge=bridge, model=model_id(model_spec))
     prompt_set = build_prompt_set(spec, bridge.tokenizer, n_ctx=bridge.cfg.n_ctx, count=args.count)
     model = ReplacementModel(bridge, tset, transcoders_id=str(tset_dir))
     atlas = feature_atlas(model_spec, bridge, tset, tset_dir)

@@ -32,7 +32,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", default="zoo:default", help="model spec (default: %(default)s)")
     parser.add_argument(
-        "--transcoders", type=Path, help="set directory (default: <model dir>/transcoders)"
+        "--transcoders",
+        type=Path,
+        help="set directory in any format of docs/formats.md, or a hub name (default: "
+        "<model dir>/transcoders)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument(
@@ -65,13 +68,14 @@ def run_eval(args: argparse.Namespace) -> int:
     from circuits.models import load_model
     from transcoders.corpus import input_domain, load_corpus_tokens, window_length
     from transcoders.evaluate import evaluate_transcoders
-    from transcoders.transcoder_set import default_transcoders_dir, load_transcoder_set, model_id
+    from transcoders.formats import load_any, resolve
+    from transcoders.transcoder_set import default_transcoders_dir, model_id
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    path = args.transcoders or default_transcoders_dir(args.model)
+    path = resolve(args.transcoders or default_transcoders_dir(args.model))
     bridge = load_model(args.model)
-    tset = load_transcoder_set(path, bridge=bridge, model=model_id(args.model))
+    tset = load_any(path, bridge=bridge, model=model_id(args.model))
     corpus = load_corpus_tokens(args.model, bridge)
     n_prompts = args.n_prompts
     if input_domain(args.model) is not None:

@@ -5,13 +5,14 @@ import sys
 from collections.abc import Sequence
 
 from circuits.arguments import run_command
-from transcoders.cli import evaluate, kinds, train
+from transcoders.cli import evaluate, export, kinds, train
 
 EPILOG = """examples:
   transcoders kinds                          the activation kinds a transcoder can use
   transcoders train --model zoo:tiny         train the set registered for the shipped model
   transcoders eval --model zoo:tiny          how well that set imitates the model's MLPs
   transcoders eval --model zoo:tiny --transcoders /tmp/tc --json
+  transcoders export --transcoders /tmp/tc --format circuit-tracer --out /tmp/tc-ct
 """
 
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     kinds.add_parser(commands)
     train.add_parser(commands)
     evaluate.add_parser(commands)
+    export.add_parser(commands)
     return parser
 
 
