@@ -86,7 +86,7 @@ def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
     for mlp, moved in mlp_moves.items():
         scores[mlp] = abs(moved)
 
-    edges, head_out, flow["attention"] = _value_paths(circuit, gap)
+    edges, head_out, flow["attention"] = value_paths(circuit, gap)
     for name, share in circuit.qk_paths.items():
         edges[name] += share
     flow["qk_paths"] = sum(abs(share) for share in circuit.qk_paths.values())
@@ -115,7 +115,7 @@ def component_view(circuit: Circuit, n_heads: int) -> ComponentView:
     )
 
 
-def _value_paths(
+def value_paths(
     circuit: Circuit, gap: float
 ) -> tuple[defaultdict[str, float], dict[str, dict[str, float]], float]:
     """Signed component edges from the circuit edges' effects (shares of `gap`); per head, the
