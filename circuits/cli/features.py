@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from circuits.arguments import positive_int
+
 EPILOG = """examples:
   circuits features build --model zoo:tiny              scan held-out text once, cache the atlas
   circuits features describe --model zoo:tiny --layer 1 --feature 42
@@ -53,12 +55,15 @@ def _add_atlas_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--n-tokens",
-        type=int,
-        default=65_536,
+        type=positive_int,
+        default=65_536,  # ScanSettings.n_tokens; a test keeps them equal
         help="held-out tokens to scan (default: %(default)s)",
     )
     parser.add_argument(
-        "--top-k", type=int, default=8, help="top contexts kept per feature (default: %(default)s)"
+        "--top-k",
+        type=positive_int,
+        default=8,  # ScanSettings.top_k
+        help="top contexts kept per feature (default: %(default)s)",
     )
     parser.add_argument(
         "--progress",
@@ -68,7 +73,7 @@ def _add_atlas_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=1,
         help="torch threads (default: %(default)s: on a shared 2-core machine a second thread "
         "made the scan 5x slower)",

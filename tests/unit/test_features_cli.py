@@ -66,3 +66,11 @@ def test_feature_outside_the_set_is_a_one_line_error(
     )
     last = capsys.readouterr().err.splitlines()[-1]  # after the model loader's progress bar
     assert last.startswith("circuits: error: feature 64 does not exist in layer 0; ")
+
+
+def test_scan_defaults_are_the_scan_settings() -> None:
+    from circuits.cli.main import build_parser
+    from circuits.features.scan import ScanSettings
+
+    args = build_parser().parse_args(["features", "build"])
+    assert (args.n_tokens, args.top_k) == (ScanSettings().n_tokens, ScanSettings().top_k)
