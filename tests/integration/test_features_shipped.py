@@ -8,6 +8,7 @@ from circuits.corpus.build import corpus_dir
 from circuits.features import build_atlas
 from circuits.zoo.registry import is_trained
 from transcoders.corpus import corpus_config_for
+from transcoders.errors import TranscoderError
 
 pytestmark = [
     pytest.mark.skipif(not is_trained("tiny"), reason="shipped model missing"),
@@ -28,7 +29,11 @@ def descriptions():
     torch.set_num_threads(1)
     bridge = load_model("zoo:tiny")
     tset = load_transcoder_set(default_transcoders_dir("zoo:tiny"), bridge=bridge)
-    corpus = load_corpus_tokens("zoo:tiny", bridge)
+    try:
+        corpus = load_corpus_tokens("zoo:tiny", bridge)
+    except TranscoderError as err:  # a corpus built here from other text than tiny's
+        torch.set_num_threads(threads)
+        pytest.skip(f"the corpus built here is not the one zoo:tiny was trained on: {err}")
     atlas = build_atlas(
         bridge,
         tset,
