@@ -34,10 +34,32 @@ METHODS = ("batched", "capped", "naive", "recursive")
 
 
 def prompt_tokens(spec: str, bridge: Any, n: int) -> torch.Tensor:
-    """End-of-text and then `n - 1` tokens of held-out corpus text."""
-    from transcoders.corpus import load_corpus_tokens
+    """End-of-text (or the model's BOS) and then `n - 1` tokens of held-out corpus text.
 
-    corpus = load_corpus_tokens(spec, bridge)
+    Where the cached corpus was not tokenized by the model's tokenizer (a real model added to
+    the zoo, or a corpus rebuilt by a newer builder), the corpus's text near its end is
+    tokenized by the model's own tokenizer instead."""
+    from circuits.corpus.build import CorpusConfig, corpus_dir
+    from circuits.errors import CircuitsError
+    from transcoders.corpus import corpus_config_for, load_corpus_tokens
+
+    try:
+        corpus = load_corpus_tokens(spec, bridge)
+    except CircuitsError:
+        try:
+            config = corpus_config_for(spec)
+        except CircuitsError:  # a real model added to the zoo: the default corpus's text
+            config = CorpusConfig()
+        path = corpus_dir(config) / "corpus.txt"
+        if not path.exists():
+            raise
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 200_000))
+            text = f.read().decode("utf-8", errors="ignore")
+        tokenizer = bridge.tokenizer
+        ids = tokenizer(text[1000:], add_special_tokens=False)["input_ids"][: n - 1]
+        first = tokenizer.eos_token_id if tokenizer.bos_token_id is None else tokenizer.bos_token_id
+        return torch.tensor([first, *ids], dtype=torch.long)
     text = np.asarray(corpus.val[1000 : 1000 + n - 1], dtype=np.int64)
     return torch.cat([torch.tensor([corpus.eot]), torch.from_numpy(text)])
 

@@ -7,10 +7,16 @@ layer's MLP input, or a target's logit direction), vectorised over the rows by
 An edge is the gradient at the source's site dotted with the vector the source writes:
 `activation * W_dec[f]` for a feature, the error vector for an error node, the embedding for a
 token.
+
+Backward passes run side by side on `AttributionConfig.threads` worker threads, each of
+their operations on one thread (see `threads`).
 """
 
-from collections.abc import Iterator
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -22,7 +28,10 @@ from circuits.attribution.graph import Graph
 from circuits.attribution.nodes import NodeIndex, NodeKind
 from circuits.attribution.replacement import ReplacementModel, Replay, SourceScales, Trace
 from circuits.attribution.targets import Target
+from circuits.attribution.threads import engine_threads, ordered_map
 from circuits.errors import AttributionError
+
+R = TypeVar("R")
 
 MAX_PREFIX_BUCKETS = 16
 """Most forward passes a row attributor makes (one per prefix length it cuts the prompt at)."""
@@ -39,8 +48,14 @@ class AttributionConfig:
     memory by the number of edges kept instead of the square of the number of nodes; rows with
     fewer inputs (short prompts, early layers) keep all of theirs."""
     progress: bool = True
+    threads: int | None = None
+    """Backward passes run at once, on as many threads, each with torch's intra-op threads off
+    (None: torch's thread count at the call). Intra-op threads wait for each other after every
+    small operation and collapse on a busy machine; these do not (see `threads`)."""
 
     def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_edges_per_row is not None and self.max_edges_per_row < 1:
@@ -119,15 +134,30 @@ def attribute(
 ) -> Graph:
     """The full attribution graph of `tokens` explaining `targets`."""
     config = config or AttributionConfig()
+    with engine_threads(config.threads) as workers:
+        return _attribute(model, tokens, targets, config, workers, prompt)
+
+
+def _attribute(
+    model: ReplacementModel,
+    tokens: Tensor,
+    targets: list[Target],
+    config: AttributionConfig,
+    workers: int,
+    prompt: str,
+) -> Graph:
     trace, index = prepare(model, tokens, targets)
-    attributor = RowAttributor(model, trace, targets, index, config)
+    attributor = RowAttributor(model, trace, targets, index, config, workers=workers)
     n_rows = index.n_nodes - index.feature_start
     rows, cols, vals = [], [], []
     bar = tqdm(
         total=n_rows, desc="attribution", unit="row", disable=not config.progress, leave=False
     )
-    for picked, block in attributor.blocks(torch.arange(n_rows)):
-        r, c, v = sparsify(block, config.max_edges_per_row)
+    cap = config.max_edges_per_row
+    # each worker sparsifies its own block: only the edges kept wait to be gathered
+    for picked, (r, c, v) in attributor.map_blocks(
+        torch.arange(n_rows), lambda block: sparsify(block, cap)
+    ):
         rows.append(picked[r])
         cols.append(c)
         vals.append(v)
@@ -196,7 +226,8 @@ class RowAttributor:
     prompt cut after the block's last position (later positions cannot affect it), then one
     backward pass per block, vectorised over its rows (`Injections.gradients`), brings back the
     gradients at every source site. Prefix lengths are rounded up to a few buckets, so a
-    handful of forward passes serve all blocks.
+    handful of forward passes serve all blocks. Blocks run on `workers` threads at once (call
+    inside `threads.engine_threads`).
     """
 
     def __init__(
@@ -206,15 +237,21 @@ class RowAttributor:
         targets: list[Target],
         index: NodeIndex,
         config: AttributionConfig,
+        *,
+        workers: int = 1,
     ) -> None:
         self.model, self.trace, self.targets, self.index = model, trace, targets, index
+        self.workers = workers
         n_rows = index.n_nodes - index.feature_start
         self.batch = min(config.batch_size, n_rows)
         self.injections = Injections(model, trace, targets)
         self.sources = SourceVectors(model, trace, index)
         n_buckets = min(MAX_PREFIX_BUCKETS, max(1, n_rows // self.batch), trace.n_pos)
         self.bucket = -(-trace.n_pos // n_buckets)
-        self._replay: tuple[int, list[Tensor], Replay] | None = None
+        self._replays: dict[int, tuple[list[Tensor], Replay]] = {}
+        """Live replays by prefix length."""
+        self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
         self.n_backward = 0
         self.n_forward = 0
 
@@ -230,6 +267,13 @@ class RowAttributor:
     def blocks(self, rows: Tensor) -> Iterator[tuple[Tensor, Float[Tensor, "n n_sources"]]]:
         """(indices into `rows`, their dense incoming edges) block by block, in the order that
         needs the fewest forward passes."""
+        return self.map_blocks(rows, lambda block: block)
+
+    def map_blocks(
+        self, rows: Tensor, finish: Callable[[Float[Tensor, "n n_sources"]], R]
+    ) -> Iterator[tuple[Tensor, R]]:
+        """(indices into `rows`, `finish` of their dense incoming edges) block by block, as
+        `blocks`; `finish` runs on the worker thread that computed the block."""
         positions = self.injections.positions(rows)
         # blocks share a prefix bucket and, within it, a layer: a block of early-layer rows
         # only runs the backward pass through the layers below it
@@ -237,37 +281,59 @@ class RowAttributor:
         layers = self.injections.layers(rows)
         n_pos, n_layers = self.trace.n_pos, self.model.n_layers + 1
         order = ((bucket * n_layers + layers) * n_pos + positions).argsort(stable=True)
-        for lo in range(0, len(rows), self.batch):
-            picked = order[lo : lo + self.batch]
-            length = min(
-                -(-(int(positions[picked].max()) + 1) // self.bucket) * self.bucket,
-                self.trace.n_pos,
-            )
+        picks = [order[lo : lo + self.batch] for lo in range(0, len(rows), self.batch)]
+        lengths = [
+            min(-(-(int(positions[p].max()) + 1) // self.bucket) * self.bucket, self.trace.n_pos)
+            for p in picks
+        ]
+        # a prefix's replay is dropped once its last block is done (the last one is kept for
+        # the next call); replays are built by the worker that first needs one, one at a time
+        # (hooks on the shared model), while the other workers run their backward passes
+        left = Counter(lengths)
+        with self._lock:
+            self._replays = {n: r for n, r in self._replays.items() if n in left}
+
+        def block(task: tuple[int, Tensor]) -> tuple[Tensor, R]:
+            length, picked = task
             probes, replay = self._replay_of(length)
             chunk = rows[picked].tolist()
             grads = self.injections.gradients(replay, probes, chunk)
-            self.n_backward += 1
+            del replay
             full = [p.new_zeros(len(chunk), self.trace.n_pos, p.shape[-1]) for p in probes]
             for g, f in zip(grads, full, strict=True):
                 if g is not None:
                     f[:, :length] = g
-            yield picked, self.sources.edges(full, len(chunk))
+            with self._lock:
+                left[length] -= 1
+                if not left[length] and length != lengths[-1]:
+                    del self._replays[length]
+            return picked, finish(self.sources.edges(full, len(chunk)))
+
+        # backward passes side by side: autograd allows concurrent passes through a graph
+        # kept with `retain_graph`
+        for out in ordered_map(block, zip(lengths, picks, strict=True), self.workers):
+            self.n_backward += 1
+            yield out
 
     def _replay_of(self, length: int) -> tuple[list[Tensor], Replay]:
-        """The replay of the first `length` tokens (the last one is kept)."""
-        if self._replay is None or self._replay[0] != length:
-            self._replay = None  # free the previous graph first
+        """The replay of the first `length` tokens, built once."""
+        with self._build_lock:
+            with self._lock:
+                done = self._replays.get(length)
+            if done is not None:
+                return done
             trace = self.trace.prefix(length)
             d_model = trace.embedding.shape[-1]
             probes = [
                 torch.zeros(1, length, d_model, dtype=self.model.dtype, requires_grad=True)
                 for _ in range(self.model.n_layers + 1)
             ]
-            with torch.enable_grad():
+            with torch.enable_grad():  # grad mode is per thread
                 replay = self.model.replay(trace, SourceScales.ones(trace), probes, lean=True)
-            self.n_forward += 1
-            self._replay = (length, probes, replay)
-        return self._replay[1], self._replay[2]
+            with self._lock:
+                self.n_forward += 1
+                self._replays[length] = (probes, replay)
+            return probes, replay
 
 
 class Injections:

@@ -18,6 +18,7 @@ from circuits.attribution.graph import Graph
 from circuits.attribution.heads import resolve_heads
 from circuits.attribution.replacement import ReplacementModel
 from circuits.attribution.targets import Target
+from circuits.attribution.threads import engine_threads
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,8 +37,12 @@ class RecursiveConfig:
     """Rows per backward pass."""
     heads: bool = True
     """Also resolve every kept edge by attention head (see `heads.resolve_heads`)."""
+    threads: int | None = None
+    """Backward passes run at once (see `AttributionConfig.threads`)."""
 
     def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
         for name in ("max_depth", "beam", "max_nodes", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -55,6 +60,18 @@ def attribute_recursive(
 ) -> Graph:
     """The subgraph of the strongest direct contributors to `targets`, expanded recursively."""
     config = config or RecursiveConfig()
+    with engine_threads(config.threads) as workers:
+        return _attribute_recursive(model, tokens, targets, config, workers, prompt)
+
+
+def _attribute_recursive(
+    model: ReplacementModel,
+    tokens: Tensor,
+    targets: list[Target],
+    config: RecursiveConfig,
+    workers: int,
+    prompt: str,
+) -> Graph:
     trace, index = prepare(model, tokens, targets)
     attributor = RowAttributor(
         model,
@@ -62,6 +79,7 @@ def attribute_recursive(
         targets,
         index,
         AttributionConfig(batch_size=config.batch_size, progress=False),
+        workers=workers,
     )
     frontier = torch.arange(index.target_start, index.n_nodes) - index.feature_start
     expanded: set[int] = set()
