@@ -46,14 +46,7 @@ CHECKPOINT = "checkpoint"
 
 def lr_at(config: TrainConfig, step: int) -> float:
     """Linear warm-up, constant, then linear or cosine decay to zero over decay_fraction."""
-    return learning_rate(
-        step,
-        peak=config.lr,
-        n_steps=config.n_steps,
-        warmup_steps=config.warmup_steps,
-        decay_fraction=config.decay_fraction,
-        shape=config.schedule,
-    )
+    return learning_rate(step, config, shape=config.schedule)
 
 
 def default_work_dir(out: Path) -> Path:

@@ -105,14 +105,7 @@ def init_position_embeddings(model: GPT2LMHeadModel) -> None:
 
 def lr_at(config: ZooTrainConfig, step: int) -> float:
     """Linear warm-up, constant, then linear decay to a tenth over the last decay_fraction."""
-    return learning_rate(
-        step,
-        peak=config.lr,
-        n_steps=config.n_steps,
-        warmup_steps=config.warmup_steps,
-        decay_fraction=config.decay_fraction,
-        floor=0.1,
-    )
+    return learning_rate(step, config, floor=0.1)
 
 
 def make_optimizer(model: GPT2LMHeadModel, config: ZooTrainConfig) -> torch.optim.AdamW:

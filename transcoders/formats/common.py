@@ -127,6 +127,17 @@ def _transcoder(weights: LayerWeights, where: str) -> Transcoder:
     return transcoder
 
 
+def folders_holding(path: Path, config: str, weights: str) -> list[Path]:
+    """`path` itself if it holds both files, else its subfolders that do (one per hook)."""
+
+    def holds(folder: Path) -> bool:
+        return (folder / config).is_file() and (folder / weights).is_file()
+
+    if holds(path):
+        return [path]
+    return [p for p in sorted(path.iterdir()) if holds(p)] if path.is_dir() else []
+
+
 def layer_of(name: str, where: Path) -> int:
     """The layer index a file or folder name carries (`layer_3`, `blocks.3.`, `layers.3`)."""
     match = re.search(r"blocks\.(\d+)\.", name) or LAYER_IN_NAME.search(name)

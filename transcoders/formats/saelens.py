@@ -21,6 +21,7 @@ from transcoders.errors import TranscoderError
 from transcoders.formats.common import (
     LayerWeights,
     build_set,
+    folders_holding,
     jumprelu_of_relu,
     layer_of,
     need,
@@ -37,21 +38,13 @@ CFG, WEIGHTS = "cfg.json", "sae_weights.safetensors"
 ARCHITECTURES = {"transcoder": "relu", "skip_transcoder": "relu", "jumprelu_transcoder": "jumprelu"}
 
 
-def _folders(path: Path) -> list[Path]:
-    if (path / CFG).is_file() and (path / WEIGHTS).is_file():
-        return [path]
-    if not path.is_dir():
-        return []
-    return [p for p in sorted(path.iterdir()) if (p / CFG).is_file() and (p / WEIGHTS).is_file()]
-
-
 def holds_saelens(path: Path) -> bool:
-    return bool(_folders(path))
+    return bool(folders_holding(path, CFG, WEIGHTS))
 
 
 def load_saelens(path: Path, bridge: Any) -> TranscoderSet:
     by_layer: dict[int, list[tuple[Path, dict[str, Any]]]] = {}
-    for folder in _folders(path):
+    for folder in folders_holding(path, CFG, WEIGHTS):
         cfg = _read_cfg(folder / CFG)
         by_layer.setdefault(layer_of(cfg["hook_name"], folder / CFG), []).append((folder, cfg))
     ordered = one_per_layer(

@@ -20,6 +20,7 @@ from transcoders.errors import TranscoderError
 from transcoders.formats.common import (
     LayerWeights,
     build_set,
+    folders_holding,
     need,
     one_per_layer,
     read_safetensors,
@@ -33,21 +34,13 @@ MLP_MODULE = re.compile(r"(?:.*\.)?(?:layers|h)\.(\d+)\.mlp")
 _KEYS = {"encoder.weight", "encoder.bias", "W_dec", "b_dec", "W_skip"}
 
 
-def _folders(path: Path) -> list[Path]:
-    if (path / CFG).is_file() and (path / WEIGHTS).is_file():
-        return [path]
-    if not path.is_dir():
-        return []
-    return [p for p in sorted(path.iterdir()) if (p / CFG).is_file() and (p / WEIGHTS).is_file()]
-
-
 def holds_sparsify(path: Path) -> bool:
-    return bool(_folders(path))
+    return bool(folders_holding(path, CFG, WEIGHTS))
 
 
 def load_sparsify(path: Path, bridge: Any) -> TranscoderSet:
     by_layer: dict[int, list[Path]] = {}
-    for folder in _folders(path):
+    for folder in folders_holding(path, CFG, WEIGHTS):
         match = MLP_MODULE.fullmatch(folder.name)
         if match is None:
             raise TranscoderError(
