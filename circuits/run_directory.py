@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from circuits.attribution.nodes import NodeKind
 from circuits.errors import CircuitsError
 from circuits.paths import atomic_dir, check_output_dir
 from circuits.run.pipeline import RunResult
@@ -60,7 +61,7 @@ def write_run(result: RunResult, out: Path, *, atlas: Any = None, draw_nodes: in
             features = {"features": [descriptions[k].to_json() for k in keys]}
             export.write_json(features, tmp / "features.json")
         result.graphs[0].save(tmp / "graphs" / "prompt-0")
-        n_circuit = sum(n.kind in ("feature", "error") for n in circuit.nodes)
+        n_circuit = sum(n.kind in (NodeKind.FEATURE, NodeKind.ERROR) for n in circuit.nodes)
         plot_curve(
             result.curve,
             n_circuit,

@@ -135,12 +135,12 @@ class NodeIndex:
 
     def node(self, index: int) -> Node:
         kind = self.kind(index)
-        if kind == "token":
+        if kind == NodeKind.TOKEN:
             return TokenNode(index, int(self.tokens[index]))
-        if kind == "feature":
+        if kind == NodeKind.FEATURE:
             layer, pos, feature = self.features[index - self.feature_start].tolist()
             return FeatureNode(layer, pos, feature)
-        if kind == "error":
+        if kind == NodeKind.ERROR:
             layer, pos = divmod(index - self.error_start, self.n_pos)
             return ErrorNode(layer, pos)
         target = index - self.target_start

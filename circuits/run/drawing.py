@@ -23,6 +23,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from circuits.attribution.nodes import NodeKind
 from circuits.errors import CircuitsError
 from circuits.paths import write_file_atomic
 from circuits.run.circuit import Circuit, CircuitNode
@@ -119,7 +120,7 @@ def _wrap(text: str, width: int, lines: int) -> list[str]:
 
 
 def _node_look(circuit: Circuit, node: CircuitNode, role_positions: dict[str, int] | None) -> _Look:
-    if node.kind == "feature":
+    if node.kind == NodeKind.FEATURE:
         heading = f"L{node.layer} #{node.feature}"
         lines = [_Line(text=heading, size=10.0, style="bold")]
         if node.label and node.label != heading:
@@ -127,14 +128,14 @@ def _node_look(circuit: Circuit, node: CircuitNode, role_positions: dict[str, in
         lines.append(_Line(text=node.role, size=8.0, style="italic"))
         fill = _feature_fill(node.layer, circuit.n_layers)
         return _Look(lines=lines, fill=fill, stroke="#9c6b30", shape="rounded")
-    if node.kind == "token":
+    if node.kind == NodeKind.TOKEN:
         text = example_token(circuit, node.role, role_positions)
         if text is None and node.label != node.role:  # a label that only repeats the role
             text = node.label
         lines = [_Line(text=_show_token(text), size=10.0, style="bold")] if text else []
         lines.append(_Line(text=node.role, size=8.0, style="italic"))
         return _Look(lines=lines, fill="#dbe9f6", stroke="#3d6f9e", shape="rounded")
-    if node.kind == "error":
+    if node.kind == NodeKind.ERROR:
         lines = [_Line(text=f"err L{node.layer}", size=8.0)]
         return _Look(lines=lines, fill="#e4e4e4", stroke="#9a9a9a", shape="box", colour="#555555")
     lines = [_Line(text=circuit.metric, size=11.0, style="bold")]

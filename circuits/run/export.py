@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from circuits.attribution.nodes import NodeKind
 from circuits.paths import write_file_atomic
 from circuits.run.circuit import Circuit, CircuitNode
 
@@ -57,7 +58,7 @@ def role_tokens(circuit: Circuit, role_positions: dict[str, int] | None = None) 
     """One display token per role, in `circuit.roles` order: the example prompt's token at the
     role's position (`role_positions`, positions in the first prompt), else the label of the
     role's token node, else the role's name (the drawing's and the page's column labels)."""
-    token_labels = {n.role: n.label for n in circuit.nodes if n.kind == "token" and n.label}
+    token_labels = {n.role: n.label for n in circuit.nodes if n.kind == NodeKind.TOKEN and n.label}
     out = []
     for role in circuit.roles:
         text = example_token(circuit, role, role_positions)
@@ -70,15 +71,15 @@ def role_tokens(circuit: Circuit, role_positions: dict[str, int] | None = None) 
 
 
 def _viewer_node(circuit: Circuit, node: CircuitNode, ctx: int, token_id: int) -> dict[str, Any]:
-    if node.kind == "feature":
+    if node.kind == NodeKind.FEATURE:
         if node.feature is None or node.feature < 0:
             raise ValueError(f"feature node {node.key} has feature index {node.feature!r}")
         layer, feature = str(node.layer), node.feature
         kind, clerp = "cross layer transcoder", node.label
-    elif node.kind == "error":
+    elif node.kind == NodeKind.ERROR:
         layer, feature = str(node.layer), -1
         kind, clerp = "mlp reconstruction error", node.label or f"error L{node.layer}"
-    elif node.kind == "token":
+    elif node.kind == NodeKind.TOKEN:
         layer, feature = "E", token_id
         kind, clerp = "embedding", node.label
     else:
@@ -91,8 +92,8 @@ def _viewer_node(circuit: Circuit, node: CircuitNode, ctx: int, token_id: int) -
         "layer": layer,
         "ctx_idx": ctx,
         "feature_type": kind,
-        "token_prob": 1.0 if node.kind == "target" else 0.0,
-        "is_target_logit": node.kind == "target",
+        "token_prob": 1.0 if node.kind == NodeKind.TARGET else 0.0,
+        "is_target_logit": node.kind == NodeKind.TARGET,
         "run_idx": 0,
         "reverse_ctx_idx": len(circuit.roles) - 1 - ctx,
         "jsNodeId": node_id,
@@ -134,33 +135,69 @@ def viewer_json(
             f"one token per role, e.g. role_tokens(circuit, role_positions)"
         )
     check_roles(circuit)
+    nodes = _viewer_nodes(circuit, token_ids, answer_id)
+    ids = [n["node_id"] for n in nodes]
+    assert len(set(ids)) == len(ids), f"duplicate node ids: {sorted(ids)}"
+    links = _viewer_links(circuit, ids)
+    targets = [i for i, n in enumerate(circuit.nodes) if n.kind == NodeKind.TARGET]
+    pinned = [
+        n["node_id"] for n in nodes if n["feature_type"] in ("cross layer transcoder", "logit")
+    ]
+    metadata = _viewer_metadata(circuit, slug, prompt_tokens, node_threshold, example_roles)
+    return {
+        "metadata": metadata,
+        "qParams": {
+            "pinnedIds": pinned,
+            "supernodes": check_supernodes(supernodes or [], ids),
+            "linkType": "both",
+            "clickedId": ids[targets[0]] if targets else "",
+            "sg_pos": "",
+        },
+        "nodes": nodes,
+        "links": links,
+    }
+
+
+def _viewer_nodes(
+    circuit: Circuit, token_ids: dict[str, int] | None, answer_id: int | None
+) -> list[dict[str, Any]]:
+    """Every node, its column the role's index; token ids as the module docstring says."""
     ctx_of = {role: i for i, role in enumerate(circuit.roles)}
-    targets = [i for i, n in enumerate(circuit.nodes) if n.kind == "target"]
+    targets = [i for i, n in enumerate(circuit.nodes) if n.kind == NodeKind.TARGET]
     nodes = []
     for i, node in enumerate(circuit.nodes):
         ctx = ctx_of[node.role]
-        if node.kind == "token":
+        if node.kind == NodeKind.TOKEN:
             token_id = (token_ids or {}).get(node.role, ctx)
-        elif node.kind == "target":
+        elif node.kind == NodeKind.TARGET:
             token_id = (
                 answer_id if answer_id is not None and len(targets) == 1 else targets.index(i)
             )
         else:
             token_id = 0
         nodes.append(_viewer_node(circuit, node, ctx, token_id))
-    ids = [n["node_id"] for n in nodes]
+    return nodes
+
+
+def _viewer_links(circuit: Circuit, ids: list[str]) -> list[dict[str, Any]]:
+    """Every edge with its raw weight; a non-finite weight is refused."""
     links = []
     for e in circuit.edges:
         assert 0 <= e.source < len(ids) and 0 <= e.target < len(ids), f"edge {e} out of range"
         if _finite_or_none(e.weight) is None:
             raise ValueError(f"edge {ids[e.source]} -> {ids[e.target]} has weight {e.weight}")
         links.append({"source": ids[e.source], "target": ids[e.target], "weight": float(e.weight)})
-    assert len(set(ids)) == len(ids), f"duplicate node ids: {sorted(ids)}"
-    id_set = set(ids)
-    assert all(lk["source"] in id_set and lk["target"] in id_set for lk in links)
-    pinned = [
-        n["node_id"] for n in nodes if n["feature_type"] in ("cross layer transcoder", "logit")
-    ]
+    return links
+
+
+def _viewer_metadata(
+    circuit: Circuit,
+    slug: str,
+    prompt_tokens: list[str],
+    node_threshold: float,
+    example_roles: list[str] | None,
+) -> dict[str, Any]:
+    """The graph's metadata; with `example_roles`, the first prompt's real tokens too."""
     metadata: dict[str, Any] = {
         "slug": slug,
         "scan": circuit.model,
@@ -178,18 +215,7 @@ def viewer_json(
         metadata["prompt"] = "".join(circuit.example_tokens)
         metadata["example_tokens"] = list(circuit.example_tokens)
         metadata["example_roles"] = list(example_roles)
-    return {
-        "metadata": metadata,
-        "qParams": {
-            "pinnedIds": pinned,
-            "supernodes": check_supernodes(supernodes or [], ids),
-            "linkType": "both",
-            "clickedId": ids[targets[0]] if targets else "",
-            "sg_pos": "",
-        },
-        "nodes": nodes,
-        "links": links,
-    }
+    return metadata
 
 
 def check_supernodes(supernodes: Any, node_ids: list[str]) -> list[list[str]]:

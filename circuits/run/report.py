@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from circuits.attribution.nodes import NodeKind
 from circuits.run.circuit import Circuit
 
 CURVE_NOTE = (
@@ -131,7 +132,9 @@ def render_report(circuit: Circuit, summary: dict[str, Any], curve: list[tuple[i
         "description |",
         "|---|---|---|---|---|---|",
     ]
-    features = sorted((n for n in circuit.nodes if n.kind == "feature"), key=lambda n: -n.influence)
+    features = sorted(
+        (n for n in circuit.nodes if n.kind == NodeKind.FEATURE), key=lambda n: -n.influence
+    )
     lines += [
         f"| L{n.layer} #{n.feature} | {n.role} | {n.influence:.3f} | {n.effect:+.3f} | "
         f"{n.activation:.2f} | {n.label} |"

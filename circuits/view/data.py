@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from circuits.attribution.nodes import NodeKind
 from circuits.errors import CircuitsError
 from circuits.run.circuit import Circuit
 from circuits.view.groups import group_by_description, group_by_position, groups_from_supernodes
@@ -118,7 +119,7 @@ def circuit_influence(circuit: Circuit) -> tuple[list[float], list[float]]:
     normalized = [
         abs(e.weight) / totals[e.target] if totals[e.target] else 0.0 for e in circuit.edges
     ]
-    targets = [i for i, node in enumerate(circuit.nodes) if node.kind == "target"]
+    targets = [i for i, node in enumerate(circuit.nodes) if node.kind == NodeKind.TARGET]
     start = [0.0] * n
     for i in targets:
         start[i] = 1.0 / len(targets)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from circuits.attribution.nodes import NodeKind
 from circuits.run.circuit import Circuit, CircuitNode
 
 MIN_GROUP = 2
@@ -39,7 +40,7 @@ def group_by_position(circuit: Circuit) -> list[Group]:
     """The features of each (layer, role) cell, for cells holding at least MIN_GROUP."""
     cells: dict[tuple[int, str], list[int]] = {}
     for i, node in enumerate(circuit.nodes):
-        if node.kind == "feature":
+        if node.kind == NodeKind.FEATURE:
             cells.setdefault((node.layer, node.role), []).append(i)
     order = {role: k for k, role in enumerate(circuit.roles)}
     return [
@@ -75,7 +76,7 @@ def group_by_description(circuit: Circuit) -> list[Group]:
     shared by at least MIN_GROUP features."""
     groups: dict[tuple[str, str], list[int]] = {}
     for i, node in enumerate(circuit.nodes):
-        key = description_key(node) if node.kind == "feature" else None
+        key = description_key(node) if node.kind == NodeKind.FEATURE else None
         if key is not None:
             groups.setdefault((node.role, key), []).append(i)
     order = {role: k for k, role in enumerate(circuit.roles)}
