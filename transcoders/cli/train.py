@@ -54,6 +54,23 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="replace the set registered in the model's directory (<model dir>/transcoders), "
         "the one `circuits run` uses by default",
     )
+    _add_transcoder_options(parser)
+    _add_training_options(parser, defaults)
+    add_threads(parser, default=None)
+    parser.add_argument(
+        "--weights-dtype",
+        default="float32",
+        choices=list(STORAGE_DTYPES),
+        help="storage dtype of the saved weights (loaded back as float32)",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="discard an existing checkpoint and start over"
+    )
+    parser.set_defaults(run=run_train, parser=parser)
+
+
+def _add_transcoder_options(parser: argparse.ArgumentParser) -> None:
+    """What each layer's transcoder is: kind, width, sparsity, skip path."""
     parser.add_argument("--kind", default="topk", choices=list(ACTIVATIONS), help="activation")
     parser.add_argument("--d-transcoder", type=positive_int, help="features per layer")
     parser.add_argument(
@@ -64,6 +81,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--skip", action=argparse.BooleanOptionalAction, default=False, help="linear skip path"
     )
+
+
+def _add_training_options(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    """How the set is trained: tokens, steps, rate, seed, dead features, buffer."""
     parser.add_argument(
         "--tokens",
         type=positive_int,
@@ -103,17 +124,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=defaults.harvest.buffer_tokens,
         help="token rows shuffled together (memory: rows x layers x 2 x d_model x 4 bytes)",
     )
-    add_threads(parser, default=None)
-    parser.add_argument(
-        "--weights-dtype",
-        default="float32",
-        choices=list(STORAGE_DTYPES),
-        help="storage dtype of the saved weights (loaded back as float32)",
-    )
-    parser.add_argument(
-        "--fresh", action="store_true", help="discard an existing checkpoint and start over"
-    )
-    parser.set_defaults(run=run_train, parser=parser)
 
 
 def run_train(args: argparse.Namespace) -> int:
