@@ -140,3 +140,27 @@ def random_transcoders(
                     threshold.fill_(0.1)
             layers.append(transcoder)
     return TranscoderSet(layers, model="random")
+
+
+def assert_edges_equal_removals(model, trace, graph, targets, columns, *, rtol: float) -> None:
+    """The oracle: each source column of `graph` in `columns` equals, on every row, the effect
+    of removing that source from the frozen model with every other node held at its recorded
+    value (to `rtol` of the largest clean value)."""
+    from circuits.attribution.attribute import removal_scales, row_values
+
+    index = graph.index
+    adjacency = graph.dense_adjacency()[index.feature_start :]
+    with torch.no_grad():
+        replay = model.replay(trace)
+        ablated = model.replay(trace, removal_scales(trace, index, columns))  # a copy per source
+    clean = row_values(model, trace, targets, replay.mlp_in, replay.logits)[0]
+    effects = clean - row_values(model, trace, targets, ablated.mlp_in, ablated.logits)
+    scale = float(clean.abs().max())
+    for column, effect in zip(columns, effects, strict=True):
+        torch.testing.assert_close(
+            adjacency[:, column],
+            effect,
+            rtol=rtol,
+            atol=rtol * scale,
+            msg=lambda m, c=column: f"column {c} ({index.node(c)}): {m}",
+        )

@@ -19,6 +19,7 @@ from tests.oracle.architectures import (
     ARCHITECTURES,
     D_VOCAB,
     KINDS,
+    assert_edges_equal_removals,
     random_bridge,
     random_transcoders,
 )
@@ -56,25 +57,9 @@ def test_every_edge_equals_the_effect_of_removing_its_source(root, architecture,
     model, trace, targets, graph = _graph(bridge, random_transcoders(kind, skip=skip))
     index = graph.index
     assert index.n_features > 20, "the random transcoders should have active features"
-    adjacency = graph.dense_adjacency()[index.feature_start :]
-    with torch.no_grad():
-        replay = model.replay(trace)
-    clean = row_values(model, trace, targets, replay.mlp_in, replay.logits)[0]
-    scale = float(clean.abs().max())
     features = range(index.feature_start, index.target_start, 3)
     columns = [*range(index.feature_start), *features]  # every token and error, some features
-    batched = removal_scales(trace, index, columns)  # one copy of the prompt per source
-    with torch.no_grad():
-        ablated = model.replay(trace, batched)
-    effects = clean - row_values(model, trace, targets, ablated.mlp_in, ablated.logits)
-    for column, effect in zip(columns, effects, strict=True):
-        torch.testing.assert_close(
-            adjacency[:, column],
-            effect,
-            rtol=RTOL,
-            atol=RTOL * scale,
-            msg=lambda m, c=column: f"column {c} ({index.node(c)}): {m}",
-        )
+    assert_edges_equal_removals(model, trace, graph, targets, columns, rtol=RTOL)
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)

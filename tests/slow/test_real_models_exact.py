@@ -16,12 +16,11 @@ import torch
 from circuits.attribution.attribute import (
     AttributionConfig,
     attribute,
-    removal_scales,
-    row_values,
 )
 from circuits.attribution.replacement import ReplacementModel
 from circuits.attribution.targets import logit_difference_target
 from circuits.hub.registry import is_added
+from tests.oracle.architectures import assert_edges_equal_removals
 from transcoders.config import TranscoderConfig
 from transcoders.transcoder import Transcoder
 from transcoders.transcoder_set import TranscoderSet
@@ -92,22 +91,7 @@ def test_edges_on_real_weights_equal_the_effect_of_removing_their_source(model_a
     scale = float(graph.row_values.abs().max())
     torch.testing.assert_close(total, graph.row_values, rtol=RTOL, atol=RTOL * scale)
 
-    adjacency = graph.dense_adjacency()[index.feature_start :]
-    with torch.no_grad():
-        replay = model.replay(trace)
-    clean = row_values(model, trace, [target], replay.mlp_in, replay.logits)[0]
     errors = range(index.error_start, index.error_start + index.n_layers * index.n_pos, 7)
     features = range(index.feature_start, index.target_start, 11)
     columns = [*range(index.n_pos), *errors, *features]
-    with torch.no_grad():
-        ablated = model.replay(trace, removal_scales(trace, index, columns))
-    effects = clean - row_values(model, trace, [target], ablated.mlp_in, ablated.logits)
-    scale = float(clean.abs().max())
-    for column, effect in zip(columns, effects, strict=True):
-        torch.testing.assert_close(
-            adjacency[:, column],
-            effect,
-            rtol=RTOL,
-            atol=RTOL * scale,
-            msg=lambda m, c=column: f"column {c} ({index.node(c)}): {m}",
-        )
+    assert_edges_equal_removals(model, trace, graph, [target], columns, rtol=RTOL)
