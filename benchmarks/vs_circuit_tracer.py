@@ -52,18 +52,51 @@ VENV_NAME = "circuit-tracer-venv"
 def ct_child(model_dir: str, tc_dir: str, tokens_file: str, threads: int, out: str) -> None:
     """Attribute the prompt in `tokens_file` with circuit-tracer; write its edges to `out`."""
     torch.set_num_threads(threads)
-    import yaml
     from circuit_tracer import attribute
+    from safetensors.torch import save_file
+
+    model = _ct_model(model_dir, out)
+    tset = _ct_transcoders(tc_dir, model.cfg)
+    model._configure_replacement_model(tset)
+    tokens = torch.tensor(json.loads(Path(tokens_file).read_text()), dtype=torch.long)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    graph = attribute(tokens, model, max_n_logits=10, desired_logit_prob=0.95, verbose=False)
+    wall = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    adjacency = graph.adjacency_matrix
+    rows, cols = adjacency.nonzero(as_tuple=True)
+    save_file(
+        {
+            "rows": rows.contiguous(),
+            "cols": cols.contiguous(),
+            "weights": adjacency[rows, cols].contiguous(),
+            "active_features": graph.active_features.contiguous(),
+            "selected_features": graph.selected_features.contiguous(),
+            "tokens": graph.input_tokens.contiguous(),
+            "logit_tokens": torch.tensor([int(t.vocab_idx) for t in graph.logit_targets]),
+        },
+        out,
+    )
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "peak_rss_mb": peak,
+                "rss_before_mb": before,
+                "active_features": len(graph.active_features),
+                "edges": len(rows),
+                "n_nodes": adjacency.shape[0],
+            }
+        )
+    )
+
+
+def _ct_model(model_dir: str, out: str):
+    """The zoo model as circuit-tracer's TransformerLens replacement model."""
     from circuit_tracer.replacement_model.replacement_model_transformerlens import (
         TransformerLensReplacementModel,
     )
-    from circuit_tracer.transcoder.activation_functions import TopK
-    from circuit_tracer.transcoder.single_layer_transcoder import (
-        SingleLayerTranscoder,
-        TranscoderSet,
-        load_relu_transcoder,
-    )
-    from safetensors.torch import load_file, save_file
     from transformer_lens import HookedTransformerConfig
     from transformer_lens.pretrained.weight_conversions.gpt2 import convert_gpt2_weights
     from transformers import AutoTokenizer, GPT2LMHeadModel, PreTrainedTokenizerFast
@@ -105,6 +138,21 @@ def ct_child(model_dir: str, tc_dir: str, tokens_file: str, threads: int, out: s
         fold_value_biases=True,
     )
     del hf
+    return model
+
+
+def _ct_transcoders(tc_dir: str, cfg):
+    """The exported set as circuit-tracer's TranscoderSet (its TopK built here: 0.5.0's loader
+    reads ReLU and JumpReLU layers only)."""
+    import yaml
+    from circuit_tracer.transcoder.activation_functions import TopK
+    from circuit_tracer.transcoder.single_layer_transcoder import (
+        SingleLayerTranscoder,
+        TranscoderSet,
+        load_relu_transcoder,
+    )
+    from safetensors.torch import load_file
+
     config = yaml.safe_load((Path(tc_dir) / "config.yaml").read_text())
     # this project's topk is ReLU after the top k (`topk_relu`), circuit-tracer's keeps negative
     # values among them: its own TopK, then a ReLU, computes the transcoders exported
@@ -135,39 +183,7 @@ def ct_child(model_dir: str, tc_dir: str, tokens_file: str, threads: int, out: s
         feature_output_hook=config["feature_output_hook"],
         scan="benchmark",
     )
-    model._configure_replacement_model(tset)
-    tokens = torch.tensor(json.loads(Path(tokens_file).read_text()), dtype=torch.long)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    start = time.perf_counter()
-    graph = attribute(tokens, model, max_n_logits=10, desired_logit_prob=0.95, verbose=False)
-    wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    adjacency = graph.adjacency_matrix
-    rows, cols = adjacency.nonzero(as_tuple=True)
-    save_file(
-        {
-            "rows": rows.contiguous(),
-            "cols": cols.contiguous(),
-            "weights": adjacency[rows, cols].contiguous(),
-            "active_features": graph.active_features.contiguous(),
-            "selected_features": graph.selected_features.contiguous(),
-            "tokens": graph.input_tokens.contiguous(),
-            "logit_tokens": torch.tensor([int(t.vocab_idx) for t in graph.logit_targets]),
-        },
-        out,
-    )
-    print(
-        json.dumps(
-            {
-                "wall_s": wall,
-                "peak_rss_mb": peak,
-                "rss_before_mb": before,
-                "active_features": len(graph.active_features),
-                "edges": len(rows),
-                "n_nodes": adjacency.shape[0],
-            }
-        )
-    )
+    return tset
 
 
 # ---------------------------------------------------------------- this project's side
